@@ -1,0 +1,430 @@
+"""AnnotationAuthenticator: the JupyterHub side of the product.
+
+It turns hub events (start, login, add/delete user, refresh) into calls on the domain
+core (`accounts`, `store`, `links`) and registers our handlers. The traits below are the
+whole configuration surface; `jupyterhub --help-all` shows their help.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import urlencode
+
+from jinja2 import FileSystemLoader
+from jupyterhub.auth import Authenticator
+from tornado import web
+from traitlets import Dict, Float, Integer, List, TraitError, Unicode, default, validate
+
+from . import passwords, usernames
+from .accounts import Accounts
+from .errors import Conflict, Forbidden, InvalidInput, LockedOut
+from .links import LinkSigner, load_or_create_secret
+from .lockout import LockoutPolicy
+from .paths import public_hub_url, share_dir, state_dir
+from .permissions import SCOPES, Principal
+from .projects import Projects, parse_declared
+from .store import Store
+from .tokens import Tokens
+
+SET_PASSWORD_PATH = "annotations/set-password"  # noqa: S105 - a URL path, not a secret
+
+
+class AnnotationAuthenticator(Authenticator):
+    """Accounts with Argon2id passwords, a first-run admin and one-time links."""
+
+    db_url = Unicode(
+        help="""
+        SQLAlchemy URL of the annotation store (accounts, login throttling, and later
+        projects, tokens and annotations).
+
+        Default: ``annotations.sqlite`` beside the hub's own SQLite database (or in the
+        working directory when the hub uses another database). For PostgreSQL use
+        ``postgresql+psycopg://user:password@host/dbname``. The schema is created and
+        upgraded by migrations at hub start; existing data is never dropped.
+        """,
+    ).tag(config=True)
+
+    @default("db_url")
+    def _db_url_default(self) -> str:
+        return f"sqlite:///{self._state_dir / 'annotations.sqlite'}"
+
+    first_admin = Unicode(
+        "admin",
+        help="""
+        Name of the hub admin created when the account table is empty at hub start.
+        Unless `first_admin_password` is set, the hub log shows, once, a one-time setup
+        URL where this admin chooses a password.
+        """,
+    ).tag(config=True)
+
+    first_admin_password = Unicode(
+        help="""
+        Password of the first admin, for unattended deployments. Read from the
+        environment variable ``ANNOTATIONS_ADMIN_PASSWORD`` when not set here. It is
+        used only when the first admin is created (an existing password is never reset)
+        and must pass the password policy; no setup link is printed then.
+        """,
+    ).tag(config=True)
+
+    @default("first_admin_password")
+    def _first_admin_password_default(self) -> str:
+        return os.environ.get("ANNOTATIONS_ADMIN_PASSWORD", "")
+
+    link_secret = Unicode(
+        help="""
+        Key that signs one-time links (setup, invitation, reset), at least 32 characters.
+        Read from the environment variable ``ANNOTATIONS_LINK_SECRET`` when not set here;
+        otherwise a random key is generated once and kept in `link_secret_file`.
+        Every replica of a hub must share it. Changing it voids all outstanding links.
+        """,
+    ).tag(config=True)
+
+    @default("link_secret")
+    def _link_secret_default(self) -> str:
+        return os.environ.get("ANNOTATIONS_LINK_SECRET", "")
+
+    link_secret_file = Unicode(
+        help="""
+        File (mode 0600) that holds the generated link signing key when `link_secret`
+        is not set. Default: ``annotations_link_secret`` beside the hub's database.
+        """,
+    ).tag(config=True)
+
+    @default("link_secret_file")
+    def _link_secret_file_default(self) -> str:
+        return str(self._state_dir / "annotations_link_secret")
+
+    link_lifetime_hours = Float(
+        24.0,
+        help="Hours a one-time link (setup, invitation, reset) stays valid if unused.",
+    ).tag(config=True)
+
+    min_password_length = Integer(
+        10,
+        help="""
+        Shortest password accepted. Passwords are also refused when longer than 1024
+        characters, equal to the username, or on the shipped list of common passwords.
+        """,
+    ).tag(config=True)
+
+    @validate("min_password_length")
+    def _check_min_password_length(self, proposal) -> int:
+        if not 8 <= proposal.value <= passwords.MAX_LENGTH:
+            raise ValueError(f"min_password_length must be 8..{passwords.MAX_LENGTH}")
+        return proposal.value
+
+    lockout_max_failures = Integer(
+        5,
+        help="""
+        Failed logins for one account name within `lockout_window_minutes` after which
+        further attempts are refused (even with the right password) until the oldest
+        failure leaves the window. A reset link still works.
+        """,
+    ).tag(config=True)
+
+    lockout_max_address_failures = Integer(
+        50,
+        help="""
+        Failed logins from one client address, over all names, within
+        `lockout_window_minutes` after which that address is refused for a while.
+        """,
+    ).tag(config=True)
+
+    lockout_window_minutes = Float(
+        15.0,
+        help="Window, in minutes, over which failed logins are counted.",
+    ).tag(config=True)
+
+    projects = Dict(
+        help="""
+        Projects and their members, applied at every hub start::
+
+            c.AnnotationAuthenticator.projects = {
+                "birds": {
+                    "description": "Bird calls, 2026 season",
+                    "members": {"alice": "admin", "bob": "annotator", "carol": "viewer"},
+                    "share_annotations": False,  # annotators see only their own
+                    "api_access": True,          # tokens may use this project
+                },
+            }
+
+        Roles: ``viewer`` (read everything), ``annotator`` (write their own
+        annotations), ``admin`` (members, settings, every annotation). Each project
+        needs at least one admin. Members without an account get one with no password
+        (issue them a link). Memberships and settings declared here are read-only at
+        runtime (the API answers 409 naming this option); members and projects added at
+        runtime are kept in the database. A membership removed from here is removed at
+        the next start; a project removed from here stays, and becomes editable.
+        """,
+    ).tag(config=True)
+
+    @validate("projects")
+    def _check_projects(self, proposal) -> dict:
+        try:
+            parse_declared(proposal.value)
+        except InvalidInput as e:
+            raise TraitError(e.message) from None
+        return proposal.value
+
+    token_max_lifetime_days = Integer(
+        90,
+        help="""
+        Longest lifetime of a personal access token, in days. Every token expires:
+        ``expires_in_days`` is 1 to this value (default when not asked: this value).
+        """,
+    ).tag(config=True)
+
+    token_max_live_per_user = Integer(
+        50,
+        help="Most live (unrevoked, unexpired) tokens one account may hold at once.",
+    ).tag(config=True)
+
+    inject_token_scopes = List(
+        Unicode(),
+        help="""
+        Scopes of a token given to every single-user server it starts, for notebooks to
+        call the API: the server's environment gets ``ANNOTATIONS_API_URL`` and
+        ``ANNOTATIONS_TOKEN``. The token is revoked when the server stops and never
+        outlives `token_max_lifetime_days`. Empty (the default): no token is injected.
+        Example: ``["annotations:read", "annotations:write"]``.
+        """,
+    ).tag(config=True)
+
+    @validate("inject_token_scopes")
+    def _check_inject_token_scopes(self, proposal) -> list:
+        unknown = sorted(set(proposal.value) - set(SCOPES))
+        if unknown:
+            raise TraitError(f"inject_token_scopes: unknown scopes {unknown}; use {SCOPES}")
+        return proposal.value
+
+    password_hash_threads = Integer(
+        help="""
+        Threads that hash or verify passwords at the same time (Argon2id: about 0.1 s
+        of CPU and 64 MiB each). Logins beyond that wait their turn, so a burst of
+        logins cannot starve the rest of the hub. Default: CPU cores minus one, at
+        least one.
+        """,
+    ).tag(config=True)
+
+    @default("password_hash_threads")
+    def _password_hash_threads_default(self) -> int:
+        return max(1, (os.cpu_count() or 2) - 1)
+
+    @default("any_allow_config")
+    def _any_allow_config_default(self) -> bool:
+        # Our account table is the allow list (see check_allowed).
+        return True
+
+    # -- the core, built on first use -----------------------------------------------
+
+    @property
+    def _state_dir(self) -> Path:
+        return state_dir(getattr(self.parent, "db_url", None))
+
+    @cached_property
+    def store(self) -> Store:
+        store = Store(self.db_url)
+        store.migrate()
+        return store
+
+    @cached_property
+    def accounts(self) -> Accounts:
+        key = (
+            self.link_secret.encode()
+            if self.link_secret
+            else load_or_create_secret(Path(self.link_secret_file))
+        )
+        return Accounts(
+            self.store,
+            LinkSigner(key, timedelta(hours=self.link_lifetime_hours)),
+            LockoutPolicy(
+                max_failures=self.lockout_max_failures,
+                max_address_failures=self.lockout_max_address_failures,
+                window=timedelta(minutes=self.lockout_window_minutes),
+            ),
+            min_password_length=self.min_password_length,
+            admin_users=frozenset(usernames.normalize(n) for n in self.admin_users),
+        )
+
+    @cached_property
+    def tokens(self) -> Tokens:
+        return Tokens(
+            self.store,
+            is_admin=self.accounts.is_admin,
+            max_lifetime_days=self.token_max_lifetime_days,
+            max_live_per_user=self.token_max_live_per_user,
+        )
+
+    @cached_property
+    def project_service(self) -> Projects:
+        return Projects(self.store, parse_declared(self.projects))
+
+    @cached_property
+    def _hash_pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(self.password_hash_threads, thread_name_prefix="argon2")
+
+    async def run_hashing(self, fn: Callable, *args):
+        """Run ``fn`` (which hashes or verifies a password) off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._hash_pool, fn, *args)
+
+    def link_url(self, token: str, hub_url: str | None = None) -> str:
+        """The one-time URL for a link token, under ``hub_url`` (default: from config)."""
+        if hub_url is None:
+            app = self.parent
+            hub_url = public_hub_url(app.public_url, app.bind_url, app.hub_prefix)
+        return f"{hub_url}{SET_PASSWORD_PATH}?{urlencode({'token': token})}"
+
+    # -- hub start ------------------------------------------------------------------
+
+    def check_allow_config(self) -> None:
+        """Called by the hub at start, before `add_user` runs for existing users.
+
+        That makes it the place for migrations and the first-run admin: it must see
+        the account table before the hub adds anyone to it.
+        """
+        super().check_allow_config()
+        try:
+            first = self.accounts.first_run(self.first_admin, self.first_admin_password or None)
+        except InvalidInput as e:
+            self.log.critical("first_admin_password is not usable: %s", e.message)
+            raise SystemExit(1) from None
+        if first is not None and first.link_token:
+            self.log.warning(
+                "\n\n    First run: set the password of the admin %r at this one-time URL"
+                " (valid %g hours):\n\n    %s\n",
+                first.name,
+                self.link_lifetime_hours,
+                self.link_url(first.link_token),
+            )
+        elif first is not None:
+            self.log.info("First run: created admin %r with the configured password", first.name)
+        for name in self.project_service.apply_declared():
+            self.log.info("Created account %r for a project in the config (no password yet)", name)
+        if first is None:
+            account = self.accounts.get(self.first_admin)
+            if account is not None and account.admin and account.password_hash is None:
+                self.log.warning(
+                    "Admin %r has no password yet. Print a new setup link with: "
+                    "jupyterhub-annotations setup-link --config %s",
+                    account.name,
+                    getattr(self.parent, "config_file", "jupyterhub_config.py"),
+                )
+
+    def get_handlers(self, app) -> list:
+        # Our templates go just before the hub's defaults: they override the hub's
+        # page.html (to add our navigation links), while the admin's
+        # c.JupyterHub.template_paths, searched first, can still override ours.
+        ours = str(share_dir() / "templates")
+        for env in ("jinja2_env", "jinja2_env_sync"):
+            for loader in app.tornado_settings[env].loader.loaders:
+                if isinstance(loader, FileSystemLoader) and ours not in loader.searchpath:
+                    loader.searchpath.insert(len(loader.searchpath) - 1, ours)
+        from handlers import default_handlers  # handlers import the core, not vice versa
+
+        return super().get_handlers(app) + default_handlers
+
+    # -- login ----------------------------------------------------------------------
+
+    def validate_username(self, username: str) -> bool:
+        if not super().validate_username(username):
+            return False
+        try:
+            usernames.check_username(username)
+        except InvalidInput:
+            return False
+        return True
+
+    async def authenticate(self, handler, data: dict) -> dict | None:
+        """Check the login form; None means the generic "Invalid username or password"."""
+        name = self.normalize_username(data.get("username") or "")
+        password = data.get("password") or ""
+        address = handler.request.remote_ip if handler is not None else ""
+        if not self.validate_username(name):
+            # Still one Argon2 verification, so a malformed name is not faster.
+            await self.run_hashing(passwords.verify_password, None, password)
+            return None
+        try:
+            account = await self.run_hashing(self.accounts.login, name, password, address)
+        except LockedOut as e:
+            self.log.warning("Login refused for %r from %s: locked out", name, address)
+            error = web.HTTPError(429, e.message)
+            error.headers = {"Retry-After": str(e.retry_after)}
+            raise error from None
+        except Forbidden as e:
+            self.log.warning("Login refused for %r from %s: deactivated", name, address)
+            raise web.HTTPError(403, e.message) from None
+        if account is None:
+            self.log.warning("Failed login for %r from %s", name, address)
+            return None
+        return {"name": name, "admin": self.accounts.is_admin(account)}
+
+    def check_allowed(self, username: str, authentication: dict | None = None) -> bool:
+        """Active accounts of our store may use the hub; nobody else."""
+        account = self.accounts.get(username)
+        return account is not None and account.active
+
+    async def refresh_user(self, user, handler=None) -> bool | dict:
+        """False (log out) once the account is deactivated or deleted; else its admin flag.
+
+        Our store decides who is a hub admin, so the hub's own flag follows it.
+        """
+        account = self.accounts.get(user.name)
+        if account is None or not account.active:
+            return False
+        return {"admin": self.accounts.is_admin(account)}
+
+    # -- spawned servers ------------------------------------------------------------
+
+    def _server_token_name(self, spawner) -> str:
+        return f"server:{spawner.name or 'default'}"
+
+    def pre_spawn_start(self, user, spawner) -> None:
+        """Give the server a token of `inject_token_scopes` and where the API is.
+
+        A token left from a server that died without `post_spawn_stop` is revoked first.
+        """
+        if not self.inject_token_scopes:
+            return
+        name = self._server_token_name(spawner)
+        self.tokens.revoke_named(user.name, name)
+        account = self.accounts.get(user.name)
+        owner = Principal(name=account.name, admin=self.accounts.is_admin(account))
+        plaintext, _ = self.tokens.create(owner, name, scopes=self.inject_token_scopes)
+        spawner.environment["ANNOTATIONS_TOKEN"] = plaintext
+        spawner.environment["ANNOTATIONS_API_URL"] = f"{spawner.hub.url}annotations/api/"
+
+    def post_spawn_stop(self, user, spawner) -> None:
+        """Revoke the server's token: it lives exactly as long as the server."""
+        if self.inject_token_scopes:
+            self.tokens.revoke_named(user.name, self._server_token_name(spawner))
+
+    # -- the hub's user lifecycle ---------------------------------------------------
+
+    def add_user(self, user) -> None:
+        """Called for every hub user at every start, at first login and on REST creation.
+
+        Idempotent: creates a password-less account only when none exists (an admin
+        then issues a link); never re-activates or changes an existing account.
+        """
+        super().add_user(user)
+        if self.accounts.ensure(user.name):
+            self.log.info("Created account %r (no password yet)", user.name)
+
+    def delete_user(self, user) -> None:
+        """Called when the hub deletes a user: their account and memberships go too.
+
+        Refused (409, and the hub keeps the user) for the last active hub admin.
+        """
+        try:
+            deleted = self.accounts.delete(user.name)
+        except Conflict as e:
+            raise web.HTTPError(409, e.message) from None
+        if deleted:
+            self.log.info("Deleted account %r", user.name)
+        super().delete_user(user)

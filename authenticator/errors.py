@@ -1,0 +1,49 @@
+"""Domain errors: each carries the message a user reads and the HTTP status it maps to.
+
+The core raises these; handlers turn them into a page or a JSON error. Messages never
+contain a secret (password, token, link).
+"""
+
+from __future__ import annotations
+
+
+class AnnotationError(Exception):
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(AnnotationError):
+    status = 400
+
+
+class LinkError(AnnotationError):
+    """A one-time link that cannot be used (malformed, tampered, expired, used)."""
+
+    status = 400
+
+
+class Unauthenticated(AnnotationError):
+    status = 401
+
+
+class NotFound(AnnotationError):
+    status = 404
+
+
+class Conflict(AnnotationError):
+    status = 409
+
+
+class Forbidden(AnnotationError):
+    status = 403
+
+
+class LockedOut(AnnotationError):
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,0 +1,98 @@
+"""The database engine, transactions, and schema migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    # Let SQLAlchemy's "begin" event below emit BEGIN itself (pysqlite's own is lazy).
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    # WAL lets readers run beside the writer; busy_timeout waits for the lock
+    # instead of failing when the CLI and the hub write at the same moment.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _sqlite_begin(conn) -> None:
+    # A deferred transaction that reads, then writes, fails with "database is locked"
+    # when another writer committed in between (busy_timeout cannot help). Writers
+    # take the lock up front instead; read-only transactions stay deferred.
+    options = conn.get_execution_options()
+    if options.get("bare_read"):
+        return  # one-statement reads need no transaction of their own
+    conn.exec_driver_sql("BEGIN" if options.get("readonly") else "BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return engine
+
+
+def alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+class Store:
+    """Owns the engine; every unit of work is one transaction (commit or roll back)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the newest migration; never drops data."""
+        command.upgrade(alembic_config(self.engine), "head")
+
+    @contextmanager
+    def transaction(self, readonly: bool = False) -> Iterator[Session]:
+        """One transaction: committed at the end, rolled back on any error.
+
+        Writers serialise on SQLite (BEGIN IMMEDIATE); pass ``readonly=True`` for
+        transactions that only read, so they never wait for a writer.
+        """
+        with self._sessions() as session, session.begin():
+            session.connection(execution_options={"readonly": readonly})
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection for a quick SELECT on a hot path: no ORM, no explicit BEGIN.
+
+        Each statement sees a consistent snapshot of its own; use `transaction` when
+        several reads must agree with each other or anything is written.
+        """
+        options = {"bare_read": True}
+        if self.engine.dialect.name != "sqlite":
+            # No BEGIN/ROLLBACK round trips (SQLite's are skipped in _sqlite_begin, and
+            # switching its isolation level per checkout costs more than it saves).
+            options["isolation_level"] = "AUTOCOMMIT"
+        with self.engine.connect().execution_options(**options) as conn:
+            yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,45 @@
+"""Tornado handlers: thin layers that parse, call the core, and render."""
+
+from .api import (
+    CurrentTokenHandler,
+    MeHandler,
+    MemberHandler,
+    MembersHandler,
+    ProjectHandler,
+    ProjectsHandler,
+    TokenHandler,
+    TokensHandler,
+    UserHandler,
+    UserLinkHandler,
+    UsersHandler,
+)
+from .base import APINotFound
+from .pages import ProjectPage, ProjectsPage, TokensPage, UsersPage
+from .passwords import ChangePasswordHandler, SetPasswordHandler
+
+PREFIX = "/annotations"
+API = f"{PREFIX}/api"
+SLUG = r"(?P<slug>[^/]+)"
+NAME = r"(?P<name>[^/]+)"
+
+# The hub puts these before its own handlers and prefixes them with /hub.
+default_handlers = [
+    (f"{PREFIX}/set-password", SetPasswordHandler),
+    (f"{PREFIX}/change-password", ChangePasswordHandler),
+    (f"{PREFIX}/users", UsersPage),
+    (f"{PREFIX}/projects", ProjectsPage),
+    (f"{PREFIX}/projects/{SLUG}", ProjectPage),
+    (f"{PREFIX}/tokens", TokensPage),
+    (f"{API}/me", MeHandler),
+    (f"{API}/users", UsersHandler),
+    (f"{API}/users/{NAME}", UserHandler),
+    (f"{API}/users/{NAME}/link", UserLinkHandler),
+    (f"{API}/projects", ProjectsHandler),
+    (f"{API}/projects/{SLUG}", ProjectHandler),
+    (f"{API}/projects/{SLUG}/members", MembersHandler),
+    (f"{API}/projects/{SLUG}/members/{NAME}", MemberHandler),
+    (f"{API}/tokens", TokensHandler),
+    (f"{API}/tokens/current", CurrentTokenHandler),
+    (f"{API}/tokens/(?P<token_id>[0-9]{{1,9}})", TokenHandler),
+    (f"{API}/.*", APINotFound),
+]

@@ -1,0 +1,251 @@
+"""The JSON API (``/hub/annotations/api/``): parse, call the core, render JSON."""
+
+from __future__ import annotations
+
+from jupyterhub.utils import maybe_future
+from tornado import web
+
+from authenticator.errors import InvalidInput, NotFound
+from authenticator.models import Account
+from authenticator.permissions import (
+    AUTHENTICATED,
+    PROJECT_DELETE,
+    PROJECT_MANAGE,
+    PROJECT_READ,
+    PROJECTS_CREATE,
+    TOKENS_MANAGE,
+    USERS_MANAGE,
+    authorize,
+)
+from authenticator.projects import SETTING_TYPES
+from authenticator.usernames import normalize
+
+from .base import APIHandler, requires
+
+
+def listing(items: list) -> dict:
+    # Users, projects and members are short lists: one page, no cursor needed yet.
+    return {"items": items, "next": None}
+
+
+class MeHandler(APIHandler):
+    """``GET me``: who the caller is, as the API sees them."""
+
+    @requires(AUTHENTICATED)
+    def get(self) -> None:
+        p = self.principal
+        projects = self.projects.visible_to_principal(p)
+        self.write_json(
+            {
+                "name": p.name,
+                "admin": p.admin,
+                "kind": p.kind,
+                "auth": p.auth,
+                "scopes": sorted(p.scopes),
+                "projects": [{"slug": v.slug, "role": v.role} for v in projects],
+            }
+        )
+
+
+class UserAPIHandler(APIHandler):
+    def user_json(self, account: Account, link_token: str | None = None) -> dict:
+        body = {
+            "name": account.name,
+            "admin": self.accounts.is_admin(account),
+            "active": account.active,
+            "kind": account.kind,
+            "password_set": account.password_hash is not None,
+            "created_at": account.created_at.isoformat(),
+        }
+        if link_token is not None:
+            body["link"] = self.authenticator.link_url(link_token, self.hub_url())
+        return body
+
+    def require_account(self, name: str) -> Account:
+        account = self.accounts.get(name)
+        if account is None:
+            raise NotFound(f"There is no account named {name!r}.")
+        return account
+
+
+class UsersHandler(UserAPIHandler):
+    """``GET/POST users``: hub admins list accounts and create them (with an invite link)."""
+
+    @requires(USERS_MANAGE)
+    def get(self) -> None:
+        self.write_json(listing([self.user_json(a) for a in self.accounts.listing()]))
+
+    @requires(USERS_MANAGE)
+    def post(self) -> None:
+        body = self.json_object({"name": str, "admin": bool}, required=("name",))
+        account = self.accounts.create(normalize(body["name"]), admin=body.get("admin", False))
+        token = self.accounts.issue_link(account.name, "invite") if account.kind == "user" else None
+        self.log.info("%s created account %r", self.principal.name, account.name)
+        payload = self.user_json(account, token)
+        payload.setdefault("link", None)  # service accounts: no password, no link
+        self.write_json(payload, status=201)
+
+
+class UserHandler(UserAPIHandler):
+    """``GET/PATCH/DELETE users/{name}``."""
+
+    @requires(USERS_MANAGE)
+    def get(self, name: str) -> None:
+        self.write_json(self.user_json(self.require_account(name)))
+
+    @requires(USERS_MANAGE)
+    def patch(self, name: str) -> None:
+        body = self.json_object({"admin": bool, "active": bool})
+        account = self.accounts.update(name, **body)
+        self.log.info("%s changed account %r: %s", self.principal.name, name, body)
+        self.write_json(self.user_json(account))
+
+    @requires(USERS_MANAGE)
+    async def delete(self, name: str) -> None:
+        self.require_account(name)
+        user = self.find_user(name)
+        if user is None:
+            self.accounts.delete(name)
+        else:
+            # As JupyterHub's own DELETE /hub/api/users/{name} does, so the hub does not
+            # re-create the account for a hub user left behind at its next start.
+            if user.spawner._stop_pending or user.running:
+                raise web.HTTPError(409, f"Stop {name!r}'s server first, then delete them.")
+            await maybe_future(self.authenticator.delete_user(user))
+            await user.delete_spawners()
+            self.users.delete(user)
+        self.log.info("%s deleted account %r", self.principal.name, name)
+        self.set_status(204)
+        self.finish()
+
+
+class UserLinkHandler(UserAPIHandler):
+    """``POST users/{name}/link``: a fresh invitation or reset link to hand over."""
+
+    @requires(USERS_MANAGE)
+    def post(self, name: str) -> None:
+        token = self.accounts.invite_or_reset_link(name)
+        self.log.info("%s issued a link for %r", self.principal.name, name)
+        self.write_json(self.user_json(self.require_account(name), token), status=201)
+
+
+class ProjectsHandler(APIHandler):
+    """``GET/POST projects``: your projects; hub admins create new ones."""
+
+    @requires(AUTHENTICATED)
+    def get(self) -> None:
+        views = self.projects.visible_to_principal(self.principal)
+        self.write_json(listing([v.as_json() for v in views]))
+
+    @requires(PROJECTS_CREATE)
+    def post(self) -> None:
+        body = self.json_object({"slug": str, **SETTING_TYPES}, required=("slug",))
+        slug = body.pop("slug")
+        view = self.projects.create(slug, body, creator=self.principal.name)
+        self.log.info("%s created project %r", self.principal.name, slug)
+        self.write_json(view.as_json(), status=201)
+
+
+class ProjectHandler(APIHandler):
+    """``GET/PATCH/DELETE projects/{slug}``."""
+
+    @requires(PROJECT_READ)
+    def get(self, slug: str) -> None:
+        self.write_json(self.projects.get(slug, self.project_role).as_json())
+
+    @requires(PROJECT_MANAGE)
+    def patch(self, slug: str) -> None:
+        body = self.json_object(SETTING_TYPES)
+        view = self.projects.update(slug, body, self.project_role)
+        self.log.info("%s changed project %r: %s", self.principal.name, slug, sorted(body))
+        self.write_json(view.as_json())
+
+    @requires(PROJECT_DELETE)
+    def delete(self, slug: str) -> None:
+        self.projects.delete(slug)
+        self.log.info("%s deleted project %r", self.principal.name, slug)
+        self.set_status(204)
+        self.finish()
+
+
+class MembersHandler(APIHandler):
+    """``GET projects/{slug}/members``."""
+
+    @requires(PROJECT_READ)
+    def get(self, slug: str) -> None:
+        self.write_json(listing([m.as_json() for m in self.projects.members(slug)]))
+
+
+class MemberHandler(APIHandler):
+    """``PUT/DELETE projects/{slug}/members/{name}``: project admins manage roles."""
+
+    @requires(PROJECT_MANAGE)
+    def put(self, slug: str, name: str) -> None:
+        role = self.json_object({"role": str}, required=("role",))["role"]
+        created = self.projects.set_member(slug, name, role, granter_role=self.project_role)
+        self.log.info("%s set %r to %s in %r", self.principal.name, name, role, slug)
+        member = next(m for m in self.projects.members(slug) if m.name == name)
+        self.write_json(member.as_json(), status=201 if created else 200)
+
+    @requires(PROJECT_MANAGE)
+    def delete(self, slug: str, name: str) -> None:
+        self.projects.remove_member(slug, name)
+        self.log.info("%s removed %r from %r", self.principal.name, name, slug)
+        self.set_status(204)
+        self.finish()
+
+
+class TokensHandler(APIHandler):
+    """``GET/POST tokens``: your tokens (hub admins: everyone's with ``?all=1``)."""
+
+    @requires(TOKENS_MANAGE)
+    def get(self) -> None:
+        owner = self.principal.name
+        if self.get_argument("all", "") in ("1", "true"):
+            authorize(self.principal, USERS_MANAGE)
+            owner = None
+        self.write_json(listing([t.as_json() for t in self.authenticator.tokens.listing(owner)]))
+
+    @requires(TOKENS_MANAGE)
+    def post(self) -> None:
+        body = self.json_object(
+            {"name": str, "scopes": list, "projects": (list, type(None)), "expires_in_days": int},
+            required=("name",),
+        )
+        for key in ("scopes", "projects"):
+            if not all(isinstance(item, str) for item in body.get(key) or []):
+                raise InvalidInput(f"{key!r} must be a list of strings.")
+        plaintext, view = self.authenticator.tokens.create(
+            self.principal,
+            body["name"],
+            scopes=body.get("scopes"),
+            projects=body.get("projects"),
+            expires_in_days=body.get("expires_in_days"),
+            via=self.principal,
+        )
+        self.log.info("%s created token %d %r", self.principal.name, view.id, view.name)
+        self.write_json({**view.as_json(), "token": plaintext}, status=201)
+
+
+class TokenHandler(APIHandler):
+    """``DELETE tokens/{id}``: revoke one of yours (hub admins: anyone's)."""
+
+    @requires(TOKENS_MANAGE)
+    def delete(self, token_id: str) -> None:
+        self.authenticator.tokens.revoke(int(token_id), self.principal)
+        self.log.info("%s revoked token %s", self.principal.name, token_id)
+        self.set_status(204)
+        self.finish()
+
+
+class CurrentTokenHandler(APIHandler):
+    """``DELETE tokens/current``: a token revokes itself (always allowed)."""
+
+    @requires(AUTHENTICATED)
+    def delete(self) -> None:
+        if self.principal.token_id is None:
+            raise InvalidInput("This request uses a browser session, not a token.")
+        self.authenticator.tokens.revoke(self.principal.token_id, self.principal)
+        self.log.info("%s revoked their current token", self.principal.name)
+        self.set_status(204)
+        self.finish()

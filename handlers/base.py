@@ -1,0 +1,253 @@
+"""Base classes: one permission chokepoint (fail closed) and one error format per kind.
+
+Every verb method declares what it needs with ``@requires(...)``; `prepare` resolves
+the principal and calls `authorize` before the method runs. A method without a
+declaration refuses everyone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from http.client import responses
+from typing import Any
+
+from jupyterhub.handlers import BaseHandler
+from jupyterhub.log import _scrub_uri
+from tornado import web
+from tornado.httputil import url_concat
+
+from authenticator.errors import AnnotationError, InvalidInput, Unauthenticated
+from authenticator.permissions import (
+    PROJECT_PERMISSIONS,
+    Principal,
+    authorize,
+    effective_role,
+)
+from authenticator.tokens import PREFIX as TOKEN_PREFIX
+from authenticator.usernames import normalize
+
+VERBS = ("get", "head", "post", "put", "patch", "delete", "options")
+
+
+def requires(permission: str) -> Callable:
+    """Declare the permission a handler method needs (checked in `prepare`)."""
+
+    def declare(method: Callable) -> Callable:
+        method.permission = permission
+        return method
+
+    return declare
+
+
+def declared_permission(handler_class: type, verb: str) -> str | None:
+    return getattr(getattr(handler_class, verb, None), "permission", None)
+
+
+def implemented_verbs(handler_class: type) -> list[str]:
+    """The verbs a handler class answers (not tornado's default 405)."""
+    return [
+        verb
+        for verb in VERBS
+        if getattr(handler_class, verb, None) is not getattr(web.RequestHandler, verb)
+    ]
+
+
+def bearer_token(header: str) -> str:
+    """Our token from ``Authorization: Bearer|token <token>``.
+
+    Any other credential there (JupyterHub's own API tokens included) is refused with
+    401 rather than ignored, so a script learns what to send instead.
+    """
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() not in ("bearer", "token") or not value:
+        raise Unauthenticated("Send 'Authorization: Bearer <token>' with an annotation token.")
+    if not value.startswith(TOKEN_PREFIX):
+        raise Unauthenticated(
+            "This is not an annotation token (JupyterHub's own API tokens are not accepted "
+            "here): create one at /hub/annotations/tokens."
+        )
+    return value
+
+
+_KINDS = {
+    str: "a string",
+    bool: "true or false",
+    int: "a whole number",
+    list: "a list",
+    (list, type(None)): "a list or null",
+}
+
+
+def _as_tuple(kind: type | tuple) -> tuple:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+class AnnotationHandler(BaseHandler):
+    # Pages take only the hub session; the API also takes our tokens.
+    accepts_tokens = False
+    principal: Principal | None = None
+    # The caller's role in the project the route names (hub admins: "admin").
+    project_role: str | None = None
+
+    @property
+    def accounts(self):
+        return self.authenticator.accounts
+
+    @property
+    def projects(self):
+        return self.authenticator.project_service
+
+    async def prepare(self) -> None:
+        verb = self.request.method.lower()
+        header = self.request.headers.get("Authorization")
+        if header is None or not self.accepts_tokens:
+            await super().prepare()  # the hub resolves its cookie and checks XSRF
+            self.principal = self.resolve_principal()
+        else:
+            # A token request skips the hub's cookie and XSRF work entirely.
+            self._jupyterhub_user = None
+            self.principal = self.authenticator.tokens.authenticate(bearer_token(header))
+        if verb not in implemented_verbs(type(self)):
+            raise web.HTTPError(405)
+        permission = declared_permission(type(self), verb)
+        if "name" in self.path_kwargs:  # account names in URLs, as JupyterHub normalises them
+            self.path_kwargs["name"] = normalize(self.path_kwargs["name"])
+        slug = self.path_kwargs.get("slug")
+        member_role, api_access = None, True
+        if permission in PROJECT_PERMISSIONS and self.principal is not None:
+            member_role, api_access = self.projects.access(slug, self.principal.name)
+        try:
+            authorize(self.principal, permission, member_role, slug, api_access)
+        except Unauthenticated:
+            self.refuse_anonymous()
+        if self.principal is not None:
+            self.project_role = effective_role(self.principal, member_role)
+
+    def resolve_principal(self) -> Principal | None:
+        """The active account behind the hub session, or None."""
+        user = self.current_user
+        account = self.accounts.get(user.name) if user is not None else None
+        if account is None or not account.active:
+            return None
+        return Principal(
+            name=account.name, admin=self.accounts.is_admin(account), kind=account.kind
+        )
+
+    def refuse_anonymous(self) -> None:
+        raise NotImplementedError
+
+    def hub_url(self) -> str:
+        """The hub prefix as the caller reached it (for links to hand over)."""
+        return f"{self.request.protocol}://{self.request.host}{self.hub.base_url}"
+
+    def _request_summary(self) -> str:
+        # As JupyterHub's access log does: a token in the URL never reaches the log.
+        return f"{self.request.method} {_scrub_uri(self.request.uri)} ({self.request.remote_ip})"
+
+    def log_exception(self, typ, value, tb) -> None:
+        # A domain error is the user's mistake, not ours: one line, no traceback.
+        if isinstance(value, AnnotationError):
+            self.log.info("%d %s: %s", value.status, self._request_summary(), value.message)
+        else:
+            super().log_exception(typ, value, tb)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc_info = kwargs.get("exc_info")
+        if exc_info and isinstance(exc_info[1], AnnotationError):
+            error = exc_info[1]
+            status_code = error.status
+            self.set_status(status_code)
+            # The standard phrase as the reason, so pages title "403 : Forbidden" and
+            # show our message once, below it.
+            http_error = web.HTTPError(status_code, error.message, reason=responses[status_code])
+            kwargs["exc_info"] = (web.HTTPError, http_error, None)
+        self.render_error(status_code, **kwargs)
+
+    def render_error(self, status_code: int, **kwargs: Any) -> None:
+        super().write_error(status_code, **kwargs)
+
+
+class PageHandler(AnnotationHandler):
+    """HTML pages under /hub/annotations/, rendered from share/templates."""
+
+    def refuse_anonymous(self) -> None:
+        if self.request.method in ("GET", "HEAD"):
+            self.redirect(url_concat(self.settings["login_url"], {"next": self.request.uri}))
+            raise web.Finish()
+        raise web.HTTPError(403, "Your session has ended: log in again.")
+
+    async def render_page(self, template: str, status: int = 200, **ns: Any) -> None:
+        self.set_status(status)
+        ns.setdefault("min_length", self.authenticator.min_password_length)
+        self.finish(await self.render_template(template, **ns))
+
+
+class APIHandler(AnnotationHandler):
+    """JSON API under /hub/annotations/api/: JSON errors, 401 instead of redirects."""
+
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+
+    accepts_tokens = True
+
+    def check_xsrf_cookie(self) -> None:
+        # Only a browser session can be forged across sites. Anonymous requests get 401
+        # from `prepare` rather than failing XSRF with 403. (Tornado also calls this
+        # before `prepare`, when no user is resolved yet; the hub checks again after.)
+        if getattr(self, "_jupyterhub_user", None) is not None:
+            super().check_xsrf_cookie()
+
+    def refuse_anonymous(self) -> None:
+        raise web.HTTPError(401, "Authentication required: log in to the hub first, then retry.")
+
+    def render_error(self, status_code: int, **kwargs: Any) -> None:
+        message = self._reason
+        exc_info = kwargs.get("exc_info")
+        if exc_info and isinstance(exc_info[1], web.HTTPError):
+            error = exc_info[1]
+            message = error.log_message or message
+            for key, value in (getattr(error, "headers", None) or {}).items():
+                self.set_header(key, value)
+        elif status_code >= 500:
+            message = "Internal server error; the hub log has the details."
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps({"error": {"status": status_code, "message": message}}))
+
+    max_body_bytes = 64 * 1024
+
+    def json_object(self, fields: dict[str, type], required: tuple[str, ...] = ()) -> dict:
+        """The body as a JSON object of ``fields`` (name: type), or a 4xx saying why not."""
+        if len(self.request.body) > self.max_body_bytes:
+            raise web.HTTPError(413, f"The body is over {self.max_body_bytes} bytes.")
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidInput("The body is not valid JSON.") from None
+        if not isinstance(body, dict):
+            raise InvalidInput("The body must be a JSON object.")
+        unknown = sorted(set(body) - set(fields))
+        if unknown:
+            raise InvalidInput(f"Unknown fields {unknown}: allowed are {sorted(fields)}.")
+        missing = [key for key in required if key not in body]
+        if missing:
+            raise InvalidInput(f"Missing fields {missing}.")
+        for key, value in body.items():
+            # JSON true is a Python int too: a bool only passes where a bool is asked.
+            wrong_bool = isinstance(value, bool) and bool not in _as_tuple(fields[key])
+            if wrong_bool or not isinstance(value, fields[key]):
+                raise InvalidInput(f"{key!r} must be {_KINDS.get(fields[key], 'valid')}.")
+        return body
+
+    def write_json(self, payload: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(payload, default=str))
+
+
+class APINotFound(APIHandler):
+    """Anything under api/ that is no route: a JSON 404, not the hub's HTML page."""
+
+    def prepare(self) -> None:
+        raise web.HTTPError(404, f"There is no API route {self.request.path!r}.")

@@ -1,0 +1,269 @@
+"""HTML pages for users (hub admins), projects and tokens; forms post back with XSRF."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from authenticator.errors import AnnotationError, InvalidInput
+from authenticator.permissions import (
+    AUTHENTICATED,
+    PROJECT_MANAGE,
+    PROJECT_READ,
+    PROJECTS_CREATE,
+    SCOPES,
+    TOKENS_MANAGE,
+    USERS_MANAGE,
+)
+from authenticator.projects import SETTINGS
+from authenticator.tokens import DEFAULT_SCOPES
+from authenticator.usernames import SERVICE_PREFIX, normalize
+
+from .base import PageHandler, requires
+
+
+class ProjectFormMixin:
+    def settings_form(self) -> dict:
+        """Project settings from a form: unchecked boxes are absent, so False."""
+        return {
+            "description": self.get_body_argument("description", ""),
+            "share_annotations": bool(self.get_body_argument("share_annotations", "")),
+            "api_access": bool(self.get_body_argument("api_access", "")),
+        }
+
+
+class UsersPage(PageHandler):
+    """``users``: hub admins create accounts, hand over links, (de)activate, set admin."""
+
+    @requires(USERS_MANAGE)
+    async def get(self) -> None:
+        await self.show()
+
+    @requires(USERS_MANAGE)
+    async def post(self) -> None:
+        action = self.get_body_argument("action", "")
+        name = normalize(self.get_body_argument("name", ""))
+        actions: dict[str, Callable[[], tuple[str, str | None]]] = {
+            "create": lambda: self.create(name, admin=bool(self.get_body_argument("admin", ""))),
+            "create-service": lambda: self.create(SERVICE_PREFIX + name, admin=False),
+            "link": lambda: (f"New one-time link for {name}:", self.link(name)),
+            "deactivate": lambda: self.change(self.accounts.set_active, name, False, "deactivated"),
+            "activate": lambda: self.change(self.accounts.set_active, name, True, "reactivated"),
+            "grant-admin": lambda: self.change(self.accounts.set_admin, name, True, "made admin"),
+            "revoke-admin": lambda: self.change(
+                self.accounts.set_admin, name, False, "no longer admin"
+            ),
+        }
+        try:
+            if action not in actions:
+                raise InvalidInput(f"Unknown action {action!r}.")
+            message, link = actions[action]()
+        except AnnotationError as e:
+            await self.show(status=e.status, error=e.message)
+            return
+        self.log.info("%s on users page: %s %r", self.principal.name, action, name)
+        await self.show(message=message, link=link)
+
+    def create(self, name: str, admin: bool) -> tuple[str, str | None]:
+        account = self.accounts.create(name, admin=admin)
+        if account.kind == "service":
+            return f"Created service account {name}. It logs in with tokens only.", None
+        return f"Created {name}. Hand over this one-time invitation link:", self.link(name)
+
+    def link(self, name: str) -> str:
+        token = self.accounts.invite_or_reset_link(name)
+        return self.authenticator.link_url(token, self.hub_url())
+
+    def change(self, setter: Callable, name: str, value: bool, done: str) -> tuple[str, None]:
+        setter(name, value)
+        return f"{name}: {done}.", None
+
+    async def show(self, status: int = 200, **ns) -> None:
+        await self.render_page(
+            "annotations_users.html",
+            status=status,
+            accounts=self.accounts.listing(),
+            is_admin=self.accounts.is_admin,
+            **ns,
+        )
+
+
+class ProjectsPage(ProjectFormMixin, PageHandler):
+    """``projects``: your projects and your role; hub admins create projects."""
+
+    @requires(AUTHENTICATED)
+    async def get(self) -> None:
+        await self.show()
+
+    @requires(PROJECTS_CREATE)
+    async def post(self) -> None:
+        slug = self.get_body_argument("slug", "").strip()
+        try:
+            self.projects.create(slug, self.settings_form(), creator=self.principal.name)
+        except AnnotationError as e:
+            await self.show(status=e.status, error=e.message)
+            return
+        self.log.info("%s created project %r", self.principal.name, slug)
+        self.redirect(f"{self.hub.base_url}annotations/projects/{slug}", status=303)
+
+    async def show(self, status: int = 200, **ns) -> None:
+        p = self.principal
+        await self.render_page(
+            "annotations_projects.html",
+            status=status,
+            projects=self.projects.visible_to(p.name, p.admin),
+            **ns,
+        )
+
+
+class ProjectPage(ProjectFormMixin, PageHandler):
+    """``projects/{slug}``: members and settings; project admins change them."""
+
+    @requires(PROJECT_READ)
+    async def get(self, slug: str) -> None:
+        await self.show(slug)
+
+    @requires(PROJECT_MANAGE)
+    async def post(self, slug: str) -> None:
+        action = self.get_body_argument("action", "")
+        name = normalize(self.get_body_argument("name", ""))
+        try:
+            if action == "settings":
+                # Settings declared in the config are shown read-only and not posted.
+                declared = self.projects.declared.get(slug, {})
+                changes = {k: v for k, v in self.settings_form().items() if k not in declared}
+                self.projects.update(slug, changes, self.project_role)
+                message = "Settings saved."
+            elif action == "set-member":
+                role = self.get_body_argument("role", "")
+                self.projects.set_member(slug, name, role, granter_role=self.project_role)
+                message = f"{name} is now {role}."
+            elif action == "remove-member":
+                self.projects.remove_member(slug, name)
+                message = f"{name} is no longer a member."
+            else:
+                raise InvalidInput(f"Unknown action {action!r}.")
+        except AnnotationError as e:
+            await self.show(slug, status=e.status, error=e.message)
+            return
+        self.log.info("%s on project %r: %s %r", self.principal.name, slug, action, name)
+        await self.show(slug, message=message)
+
+    async def show(self, slug: str, status: int = 200, **ns) -> None:
+        declared = self.projects.declared.get(slug, {})
+        await self.render_page(
+            "annotations_project.html",
+            status=status,
+            project=self.projects.get(slug, self.project_role),
+            members=self.projects.members(slug),
+            declared=declared,
+            can_manage=self.project_role == "admin",
+            # Settings all set in the config: no form with nothing to save.
+            can_edit_settings=self.project_role == "admin" and not set(SETTINGS) <= set(declared),
+            **ns,
+        )
+
+
+class TokensPage(PageHandler):
+    """``tokens``: your personal access tokens: create (shown once), list, revoke."""
+
+    DEFAULT_DAYS = 30
+
+    @property
+    def tokens(self):
+        return self.authenticator.tokens
+
+    @requires(TOKENS_MANAGE)
+    async def get(self) -> None:
+        await self.show()
+
+    @requires(TOKENS_MANAGE)
+    async def post(self) -> None:
+        action = self.get_body_argument("action", "")
+        try:
+            if action == "create":
+                form = self.create_form()
+                try:
+                    plaintext, view = self.create(form)
+                except AnnotationError as e:
+                    # Keep what was typed, so one mistake does not mean starting over.
+                    await self.show(status=e.status, error=e.message, form=form)
+                    return
+                # The plaintext is never logged: only the id and the name.
+                self.log.info("%s created token %d %r", self.principal.name, view.id, view.name)
+                await self.show(
+                    message=f"Created token {view.name!r}. Copy it now: it is not shown again.",
+                    new_token=plaintext,
+                )
+                return
+            if action != "revoke":
+                raise InvalidInput(f"Unknown action {action!r}: use create or revoke.")
+            token_id = self.token_id()
+            names = {t.id: t.name for t in self.tokens.listing(self.principal.name)}
+            self.tokens.revoke(token_id, self.principal)
+        except AnnotationError as e:
+            await self.show(status=e.status, error=e.message)
+            return
+        self.log.info("%s revoked token %d", self.principal.name, token_id)
+        label = repr(names[token_id]) if token_id in names else str(token_id)
+        await self.show(message=f"Token {label} revoked: it no longer works.")
+
+    def create_form(self) -> dict:
+        return {
+            "name": self.get_body_argument("name", "").strip(),
+            "scopes": self.get_body_arguments("scopes"),
+            "projects": self.get_body_arguments("projects"),
+            "days": self.get_body_argument("expires_in_days", "").strip(),
+        }
+
+    def create(self, form: dict):
+        max_days = self.tokens.max_lifetime_days
+        if not form["scopes"]:
+            raise InvalidInput("Check at least one scope, e.g. annotations:read.")
+        if not re.fullmatch(r"[0-9]{1,6}", form["days"]):
+            raise InvalidInput(f"Expiry must be a whole number of days, 1 to {max_days}.")
+        days = int(form["days"])
+        if not 1 <= days <= max_days:
+            raise InvalidInput(f"Expiry must be 1 to {max_days} days, not {days}.")
+        return self.tokens.create(
+            self.principal,
+            form["name"],
+            scopes=form["scopes"],
+            # No project checked: the token works in all of the caller's projects.
+            projects=form["projects"] or None,
+            expires_in_days=days,
+            via=self.principal,
+        )
+
+    def token_id(self) -> int:
+        text = self.get_body_argument("id", "").strip()
+        if not re.fullmatch(r"[0-9]{1,9}", text):
+            raise InvalidInput(f"{text[:20]!r} is not a token id: use a Revoke button.")
+        return int(text)
+
+    async def show(self, status: int = 200, new_token: str | None = None, **ns) -> None:
+        p = self.principal
+        if new_token is not None:
+            # Shown once: no cache may keep the page that holds the plaintext.
+            self.set_header("Cache-Control", "no-store")
+        max_days = self.tokens.max_lifetime_days
+        default_form = {
+            "name": "",
+            "scopes": list(DEFAULT_SCOPES),
+            "projects": [],
+            "days": str(min(self.DEFAULT_DAYS, max_days)),
+        }
+        ns.setdefault("form", default_form)
+        await self.render_page(
+            "annotations_tokens.html",
+            status=status,
+            tokens=self.tokens.listing(p.name),
+            now=self.tokens.clock(),
+            scopes=[s for s in SCOPES if s != USERS_MANAGE or p.admin],
+            my_projects=[v.slug for v in self.projects.visible_to(p.name, p.admin)],
+            max_days=max_days,
+            new_token=new_token,
+            # For the notebook snippet: where the hub answers, without its /hub/ part.
+            hub_origin=self.hub_url().removesuffix("/").removesuffix("/hub"),
+            **ns,
+        )

@@ -1,0 +1,92 @@
+"""Pages that set a password: from a one-time link, and the logged-in change form."""
+
+from __future__ import annotations
+
+from authenticator import passwords
+from authenticator.errors import AnnotationError, LinkError
+from authenticator.links import LinkClaims
+from authenticator.permissions import AUTHENTICATED, PUBLIC
+
+from .base import PageHandler, requires
+
+
+class SetPasswordHandler(PageHandler):
+    """``set-password?token=...``: first-run setup, invitations and resets."""
+
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        # The link token is in our URL: never send it onwards as a Referer.
+        self.set_header("Referrer-Policy", "no-referrer")
+
+    @requires(PUBLIC)
+    async def get(self) -> None:
+        token = self.get_argument("token", "")
+        claims = await self._usable_link(token)
+        if claims is not None:
+            await self._render_form(claims, token)
+
+    @requires(PUBLIC)
+    async def post(self) -> None:
+        token = self.get_body_argument("token", "")
+        password = self.get_body_argument("password", "", strip=False)
+        confirm = self.get_body_argument("confirm", "", strip=False)
+        claims = await self._usable_link(token)
+        if claims is None:
+            return
+        try:
+            passwords.check_confirmed(password, confirm)
+            name = await self.authenticator.run_hashing(self.accounts.use_link, token, password)
+        except AnnotationError as e:
+            await self._render_form(claims, token, status=e.status, error=e.message)
+            return
+        self.log.info("Password set for %r through a %s link", name, claims.purpose)
+        await self.render_page("annotations_password_set.html", account_name=name)
+
+    async def _usable_link(self, token: str) -> LinkClaims | None:
+        """The link's claims, or None once a page saying why it is unusable is sent."""
+        try:
+            return self.accounts.check_link(token)
+        except LinkError as e:
+            await self.render_page(
+                "annotations_link_error.html", status=e.status, message=e.message
+            )
+            return None
+
+    async def _render_form(self, claims: LinkClaims, token: str, **ns) -> None:
+        await self.render_page(
+            "annotations_set_password.html",
+            account_name=claims.name,
+            purpose=claims.purpose,
+            token=token,
+            **ns,
+        )
+
+
+class ChangePasswordHandler(PageHandler):
+    """``change-password``: a logged-in user replaces their password."""
+
+    @requires(AUTHENTICATED)
+    async def get(self) -> None:
+        await self.render_page("annotations_change_password.html")
+
+    @requires(AUTHENTICATED)
+    async def post(self) -> None:
+        current = self.get_body_argument("current", "", strip=False)
+        new = self.get_body_argument("password", "", strip=False)
+        confirm = self.get_body_argument("confirm", "", strip=False)
+        try:
+            passwords.check_confirmed(new, confirm)
+            await self.authenticator.run_hashing(
+                self.accounts.change_password,
+                self.principal.name,
+                current,
+                new,
+                self.request.remote_ip,
+            )
+        except AnnotationError as e:
+            await self.render_page(
+                "annotations_change_password.html", status=e.status, error=e.message
+            )
+            return
+        self.log.info("Password changed for %r", self.principal.name)
+        await self.render_page("annotations_change_password.html", done=True)

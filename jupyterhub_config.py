@@ -1,0 +1,67 @@
+"""Demo configuration: every knob of jupyterhub-annotation-auth, on an embedded SQLite.
+
+Start it with `make run` (see README.md). State (databases, secrets, homes) goes to
+./state/ beside this file; delete that folder to start over from the first-run link.
+"""
+
+import os
+from pathlib import Path
+
+c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
+
+here = Path(__file__).resolve().parent
+state = Path(os.environ.get("ANNOTATIONS_STATE_DIR", here / "state"))
+state.mkdir(parents=True, exist_ok=True)
+
+# -- the hub ------------------------------------------------------------------------
+c.JupyterHub.authenticator_class = "annotation"
+c.JupyterHub.bind_url = "http://127.0.0.1:8000"
+c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
+c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
+proxy = here / "node_modules" / ".bin" / "configurable-http-proxy"
+if proxy.exists():
+    c.ConfigurableHTTPProxy.command = [str(proxy)]
+
+# After login, show the hub home page (start your server from there) instead of
+# spawning at once.
+c.JupyterHub.redirect_to_server = False
+
+# Single-user servers run as the hub's own user, homes under state/homes.
+c.JupyterHub.spawner_class = "simple"
+c.SimpleLocalProcessSpawner.home_dir_template = str(state / "homes" / "{username}")
+if os.geteuid() == 0:
+    # jupyter_server refuses to run as root unless told it is on purpose.
+    c.Spawner.args = ["--allow-root"]
+
+# Re-check accounts often, so a deactivated user is logged out of the hub quickly.
+c.Authenticator.auth_refresh_age = 60
+
+# -- jupyterhub-annotation-auth -----------------------------------------------------
+# Accounts live in state/annotations.sqlite (beside the hub's database) by default.
+# PostgreSQL: c.AnnotationAuthenticator.db_url = "postgresql+psycopg://user@host/db"
+c.AnnotationAuthenticator.first_admin = "admin"
+
+# Projects and per-project roles (viewer < annotator < admin), applied at every start.
+# Members listed here without an account get one with no password: hand them a link
+# from the Users page or `jupyterhub-annotations setup-link --user NAME`. What is
+# declared here is read-only at runtime; members added in the pages or API persist.
+c.AnnotationAuthenticator.projects = {
+    "demo": {
+        "description": "A first project to try things out",
+        "members": {"admin": "admin", "alice": "annotator", "bob": "viewer"},
+        "share_annotations": False,
+        "api_access": True,
+    },
+}
+# Unattended installs: set ANNOTATIONS_ADMIN_PASSWORD (or first_admin_password) and no
+# setup link is printed.
+# Every server the hub starts gets ANNOTATIONS_API_URL and ANNOTATIONS_TOKEN (a token
+# with these scopes, revoked when the server stops): see share/examples/.
+c.AnnotationAuthenticator.inject_token_scopes = ["annotations:read", "annotations:write"]
+c.AnnotationAuthenticator.token_max_lifetime_days = 90
+c.AnnotationAuthenticator.token_max_live_per_user = 50
+c.AnnotationAuthenticator.link_lifetime_hours = 24
+c.AnnotationAuthenticator.min_password_length = 10
+c.AnnotationAuthenticator.lockout_max_failures = 5
+c.AnnotationAuthenticator.lockout_window_minutes = 15

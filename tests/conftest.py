@@ -1,0 +1,99 @@
+"""Fixtures: real databases (SQLite files, PostgreSQL) and real hubs.
+
+Outside CI a missing PostgreSQL, proxy or Chromium skips the tests that need it; in CI
+(``CI=true``) it fails them, so a green run always means they ran.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from authenticator.store import Store
+from tests.hub import REPO, Hub
+
+PG_URL = os.environ.get(
+    "ANNOTATIONS_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+PROXY = REPO / "node_modules" / ".bin" / "configurable-http-proxy"
+
+
+def require(ok: bool, why: str) -> None:
+    """Skip when a prerequisite is missing, except in CI where that is a failure."""
+    if not ok:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{why} (required in CI)", pytrace=False)
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def pg_admin():
+    engine = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.OperationalError as e:
+        require(False, f"PostgreSQL is not reachable at {PG_URL}: {e.orig}")
+    created: list[str] = []
+    yield engine, created
+    with engine.connect() as conn:
+        for name in created:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_admin) -> str:
+    """A fresh, empty PostgreSQL database of this test's own (dropped afterwards)."""
+    engine, created = pg_admin
+    name = f"annotations_test_{uuid.uuid4().hex[:12]}"
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    created.append(name)
+    return str(sa.engine.make_url(PG_URL).set(database=name).render_as_string(False))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'annotations.sqlite'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def store(db_url: str):
+    """A migrated annotation store on that database."""
+    store = Store(db_url)
+    store.migrate()
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def make_hub(request, tmp_path: Path, db_url: str):
+    require(PROXY.exists(), f"configurable-http-proxy is not installed at {PROXY} (npm ci)")
+    hubs: list[Hub] = []
+
+    def make(extra_config: str = "", env: dict | None = None, start: bool = True) -> Hub:
+        folder = tmp_path / f"hub{len(hubs)}"
+        folder.mkdir()
+        hub = Hub(folder, db_url, extra_config, env)
+        hubs.append(hub)
+        return hub.start() if start else hub
+
+    yield make
+    logs = REPO / "tests" / "artifacts" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    for i, hub in enumerate(hubs):
+        hub.stop()
+        # Kept for CI: the hub log of every end-to-end test.
+        (logs / f"{request.node.name}-{i}.log").write_text(hub.log())
+
+
+@pytest.fixture
+def hub(make_hub) -> Hub:
+    return make_hub()

@@ -1,0 +1,341 @@
+"""AnnotationAuthenticator without a hub: the JupyterHub hooks on a SQLite store."""
+
+from __future__ import annotations
+
+import logging
+import stat
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from tornado import web
+
+from authenticator import passwords
+from authenticator.auth import AnnotationAuthenticator
+
+PASSWORD = "correct horse 4 annotations"
+BOB_PASSWORD = "battery staple 5 annotations"
+WRONG = "not the password at all"
+
+
+def handler(address: str = "127.0.0.1") -> SimpleNamespace:
+    return SimpleNamespace(request=SimpleNamespace(remote_ip=address))
+
+
+def user(name: str) -> SimpleNamespace:
+    return SimpleNamespace(name=name)
+
+
+@pytest.fixture
+def make_auth(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ANNOTATIONS_ADMIN_PASSWORD", raising=False)
+    monkeypatch.delenv("ANNOTATIONS_LINK_SECRET", raising=False)
+    made: list[AnnotationAuthenticator] = []
+
+    def make(**config) -> AnnotationAuthenticator:
+        settings = {
+            "db_url": f"sqlite:///{tmp_path / 'annotations.sqlite'}",
+            "link_secret": "x" * 40,
+            "first_admin_password": PASSWORD,
+            **config,
+        }
+        auth = AnnotationAuthenticator(**settings)
+        made.append(auth)
+        return auth
+
+    yield make
+    for auth in made:
+        if "store" in auth.__dict__:  # built on first use only
+            auth.store.dispose()
+
+
+@pytest.fixture
+def auth(make_auth) -> AnnotationAuthenticator:
+    """A started authenticator: the first admin exists with PASSWORD."""
+    auth = make_auth()
+    auth.check_allow_config()
+    return auth
+
+
+def with_password(auth: AnnotationAuthenticator, name: str, password: str = BOB_PASSWORD):
+    auth.add_user(user(name))
+    auth.accounts.use_link(auth.accounts.issue_link(name, "invite"), password)
+
+
+# -- hub start -------------------------------------------------------------------
+
+
+def test_check_allow_config_creates_the_first_admin_with_the_configured_password(make_auth, caplog):
+    auth = make_auth()
+    with caplog.at_level(logging.INFO):
+        auth.check_allow_config()
+    account = auth.accounts.get("admin")
+    assert account.admin and account.active
+    assert passwords.verify_password(account.password_hash, PASSWORD)
+    assert "created admin 'admin' with the configured password" in caplog.text
+    assert "one-time URL" not in caplog.text
+
+
+def test_first_admin_name_is_configurable(make_auth):
+    auth = make_auth(first_admin="boss")
+    auth.check_allow_config()
+    assert auth.accounts.get("boss").admin
+    assert auth.accounts.get("admin") is None
+
+
+def test_restart_never_resets_the_first_admin_password(make_auth):
+    make_auth().check_allow_config()
+    again = make_auth(first_admin_password=BOB_PASSWORD)
+    again.check_allow_config()
+    stored = again.accounts.get("admin").password_hash
+    assert passwords.verify_password(stored, PASSWORD)
+    assert not passwords.verify_password(stored, BOB_PASSWORD)
+
+
+def test_weak_first_admin_password_stops_the_hub_and_creates_nothing(make_auth, caplog):
+    auth = make_auth(first_admin_password="password123")
+    with pytest.raises(SystemExit) as e:
+        auth.check_allow_config()
+    assert e.value.code == 1
+    assert "first_admin_password is not usable" in caplog.text
+    assert "commonly used passwords" in caplog.text
+    assert auth.accounts.get("admin") is None
+
+
+def test_first_admin_password_is_read_from_the_environment(make_auth, monkeypatch, tmp_path):
+    monkeypatch.setenv("ANNOTATIONS_ADMIN_PASSWORD", BOB_PASSWORD)
+    db_url = f"sqlite:///{tmp_path / 'annotations.sqlite'}"
+    auth = AnnotationAuthenticator(db_url=db_url, link_secret="x" * 40)
+    try:
+        auth.check_allow_config()
+        stored = auth.accounts.get("admin").password_hash
+        assert passwords.verify_password(stored, BOB_PASSWORD)
+    finally:
+        auth.store.dispose()
+
+
+def test_generated_link_secret_is_kept_in_a_private_file(make_auth, tmp_path):
+    secret = tmp_path / "keys" / "link_secret"
+    auth = make_auth(link_secret="", link_secret_file=str(secret))
+    token = auth.accounts.signer.issue("admin", "setup", 0)
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    # Another replica reading the same file verifies the link.
+    other = make_auth(link_secret="", link_secret_file=str(secret))
+    assert other.accounts.signer.verify(token).name == "admin"
+
+
+@pytest.mark.parametrize("length", [7, 1025])
+def test_min_password_length_out_of_range_is_refused(make_auth, length):
+    with pytest.raises(ValueError, match=r"min_password_length must be 8\.\.1024"):
+        make_auth(min_password_length=length)
+
+
+def test_every_configurable_trait_has_help():
+    traits = AnnotationAuthenticator.class_own_traits(config=True)
+    assert {"db_url", "first_admin", "link_secret", "lockout_max_failures"} <= set(traits)
+    missing = [name for name, trait in traits.items() if not (trait.help or "").strip()]
+    assert missing == []
+
+
+# -- login -----------------------------------------------------------------------
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_right_password_logs_the_admin_in(auth):
+    result = await auth.authenticate(handler(), {"username": "admin", "password": PASSWORD})
+    assert result == {"name": "admin", "admin": True}
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_login_name_is_lowercased(auth):
+    # (The hub's login handler strips surrounding space before calling authenticate.)
+    result = await auth.authenticate(handler(), {"username": "ADMIN", "password": PASSWORD})
+    assert result == {"name": "admin", "admin": True}
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_regular_user_logs_in_without_admin(auth):
+    with_password(auth, "bob")
+    result = await auth.authenticate(handler(), {"username": "bob", "password": BOB_PASSWORD})
+    assert result == {"name": "bob", "admin": False}
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_admin_users_config_makes_an_account_admin(make_auth):
+    auth = make_auth(admin_users={"bob"})
+    auth.check_allow_config()
+    with_password(auth, "bob")
+    result = await auth.authenticate(handler(), {"username": "bob", "password": BOB_PASSWORD})
+    assert result == {"name": "bob", "admin": True}
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"username": "admin", "password": WRONG},
+        {"username": "admin", "password": ""},
+        {"username": "admin"},
+        {"username": "ghost", "password": PASSWORD},
+        {"username": "svc:x", "password": PASSWORD},
+        {"username": "__sys", "password": PASSWORD},
+        {"username": "a/b", "password": PASSWORD},
+        {"username": "", "password": PASSWORD},
+        {"password": PASSWORD},
+        {"username": "admin", "password": "x" * 2000},
+        {"username": "admin", "password": PASSWORD + "x" * 1000},
+    ],
+    ids=[
+        "wrong",
+        "empty-password",
+        "no-password",
+        "unknown",
+        "service-name",
+        "system-name",
+        "slash",
+        "empty-name",
+        "no-name",
+        "2000-chars",
+        "right-prefix-too-long",
+    ],
+)
+async def test_bad_login_returns_none(auth, data):
+    assert await auth.authenticate(handler(), data) is None
+
+
+class CountingHasher:
+    def __init__(self, real) -> None:
+        self.real = real
+        self.calls = 0
+
+    def verify(self, stored_hash: str, password: str) -> bool:
+        self.calls += 1
+        return self.real.verify(stored_hash, password)
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"username": "svc:x", "password": PASSWORD},
+        {"username": "admin", "password": "x" * 2000},
+        {"username": "ghost", "password": PASSWORD},
+    ],
+    ids=["invalid-name", "too-long-password", "unknown-name"],
+)
+async def test_refused_login_still_costs_one_argon2_verification(auth, monkeypatch, data):
+    counting = CountingHasher(passwords._hasher)
+    monkeypatch.setattr(passwords, "_hasher", counting)
+    assert await auth.authenticate(handler(), data) is None
+    assert counting.calls == 1
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_lockout_answers_429_with_retry_after(make_auth):
+    auth = make_auth(lockout_max_failures=3)
+    auth.check_allow_config()
+    for _ in range(3):
+        assert await auth.authenticate(handler(), {"username": "admin", "password": WRONG}) is None
+    with pytest.raises(web.HTTPError) as e:
+        await auth.authenticate(handler(), {"username": "admin", "password": PASSWORD})
+    assert e.value.status_code == 429
+    assert "Too many failed login attempts" in e.value.log_message
+    retry_after = int(e.value.headers["Retry-After"])
+    assert 1 <= retry_after <= 15 * 60
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_address_lockout_answers_429(make_auth):
+    auth = make_auth(lockout_max_address_failures=2)
+    auth.check_allow_config()
+    for name in ("ann", "cid"):
+        assert await auth.authenticate(handler("192.0.2.7"), {"username": name}) is None
+    with pytest.raises(web.HTTPError) as e:
+        await auth.authenticate(handler("192.0.2.7"), {"username": "admin", "password": PASSWORD})
+    assert e.value.status_code == 429
+    assert "your address" in e.value.log_message
+    data = {"username": "admin", "password": PASSWORD}
+    assert await auth.authenticate(handler("192.0.2.8"), data) == {"name": "admin", "admin": True}
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_deactivated_account_with_right_password_answers_403(auth):
+    with_password(auth, "bob")
+    auth.accounts.set_active("bob", False)
+    with pytest.raises(web.HTTPError) as e:
+        await auth.authenticate(handler(), {"username": "bob", "password": BOB_PASSWORD})
+    assert e.value.status_code == 403
+    assert "deactivated" in e.value.log_message
+
+
+# -- hub hooks -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["svc:x", "__sys", "a:b", "Alice", "a b"])
+def test_validate_username_refuses_reserved_and_invalid_names(auth, name):
+    assert auth.validate_username(name) is False
+
+
+@pytest.mark.parametrize("name", ["alice", "a.b-c_d@x.org"])
+def test_validate_username_accepts_person_names(auth, name):
+    assert auth.validate_username(name) is True
+
+
+def test_check_allowed_only_for_active_accounts(auth):
+    auth.add_user(user("bob"))
+    assert auth.check_allowed("admin") is True
+    assert auth.check_allowed("bob") is True
+    assert auth.check_allowed("ghost") is False
+    auth.accounts.set_active("bob", False)
+    assert auth.check_allowed("bob") is False
+
+
+def test_add_user_creates_a_password_less_account_once(auth):
+    auth.add_user(user("bob"))
+    first = auth.accounts.get("bob")
+    assert first.password_hash is None and not first.admin
+    auth.add_user(user("bob"))
+    assert auth.accounts.get("bob").id == first.id
+
+
+def test_add_user_keeps_an_existing_password_and_deactivation(auth):
+    with_password(auth, "bob")
+    auth.accounts.set_active("bob", False)
+    auth.add_user(user("bob"))
+    account = auth.accounts.get("bob")
+    assert account.active is False
+    assert passwords.verify_password(account.password_hash, BOB_PASSWORD)
+
+
+def test_add_user_refuses_an_invalid_name_and_creates_nothing(auth):
+    with pytest.raises(ValueError, match="Invalid username"):
+        auth.add_user(user("svc:x"))
+    assert auth.accounts.get("svc:x") is None
+
+
+def test_delete_user_removes_the_account(auth):
+    auth.add_user(user("bob"))
+    auth.delete_user(user("bob"))
+    assert auth.accounts.get("bob") is None
+    auth.delete_user(user("bob"))  # already gone: no error
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_refresh_user_keeps_an_active_account(auth):
+    auth.add_user(user("bob"))
+    assert await auth.refresh_user(user("bob")) == {"admin": False}
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_refresh_user_logs_out_a_deactivated_account(auth):
+    auth.add_user(user("bob"))
+    auth.accounts.set_active("bob", False)
+    assert await auth.refresh_user(user("bob")) is False
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_refresh_user_logs_out_a_deleted_account(auth):
+    auth.add_user(user("bob"))
+    auth.delete_user(user("bob"))
+    assert await auth.refresh_user(user("bob")) is False

@@ -1,0 +1,45 @@
+"""The examples in share/examples run against a real hub with a real token."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.hub import REPO
+from tests.test_e2e_accounts import logged_in_admin
+
+EXAMPLES = REPO / "share" / "examples"
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_example_script_lists_my_projects_with_a_token(hub):
+    admin = logged_in_admin(hub)
+    token = admin.api("POST", "tokens", {"name": "example", "scopes": ["annotations:read"]})
+    env = {
+        **os.environ,
+        "ANNOTATIONS_API_URL": f"{hub.url}/hub/annotations/api/",
+        "ANNOTATIONS_TOKEN": token.json()["token"],
+    }
+    run = subprocess.run(
+        [sys.executable, str(EXAMPLES / "annotations_api.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "admin (token, scopes: annotations:read)" in run.stdout
+    assert "demo: you are admin, 3 members" in run.stdout
+
+
+def test_the_example_notebook_is_a_valid_notebook_that_reads_the_injected_variables():
+    notebook = json.loads((EXAMPLES / "annotations_api.ipynb").read_text())
+    assert notebook["nbformat"] == 4
+    code = "\n".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code")
+    compile(code, "annotations_api.ipynb", "exec")
+    assert "ANNOTATIONS_API_URL" in code and "ANNOTATIONS_TOKEN" in code
