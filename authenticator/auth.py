@@ -22,7 +22,9 @@ from tornado import web
 from traitlets import Dict, Float, Integer, List, TraitError, Unicode, default, validate
 
 from . import passwords, usernames
+from .access_cache import AccessCache
 from .accounts import Accounts
+from .annotations import Annotations
 from .errors import Conflict, Forbidden, InvalidInput, LockedOut
 from .links import LinkSigner, load_or_create_secret
 from .lockout import LockoutPolicy
@@ -203,6 +205,32 @@ class AnnotationAuthenticator(Authenticator):
             raise TraitError(f"inject_token_scopes: unknown scopes {unknown}; use {SCOPES}")
         return proposal.value
 
+    access_cache_seconds = Float(
+        2.0,
+        help="""
+        Seconds this hub may keep, in memory, what it read about a token (its owner,
+        scopes, revocation, expiry, the owner's active and admin flags) and about
+        project access (roles, memberships, ``api_access``), so API requests with
+        personal access tokens need no database query.
+
+        Changes made through this hub (its API, its pages, its spawner hooks) void the
+        cache at once: they apply at the next request. Changes made by another process
+        (the ``jupyterhub-annotations`` command, another hub on the same database, a
+        manual edit of the database) are seen within this many seconds; a token's
+        expiry is checked at every request regardless. 0 turns the cache off: every
+        request reads the database. At most 10,000 tokens and 10,000 project lookups
+        are kept, the least recently used going first. The default, 2 seconds, lets a
+        busy script (more than one request a second) skip nearly every query, while a
+        revocation elsewhere still applies before anyone could act on it by hand.
+        """,
+    ).tag(config=True)
+
+    @validate("access_cache_seconds")
+    def _check_access_cache_seconds(self, proposal) -> float:
+        if proposal.value < 0:
+            raise TraitError("access_cache_seconds must be 0 (off) or more")
+        return proposal.value
+
     password_hash_threads = Integer(
         help="""
         Threads that hash or verify passwords at the same time (Argon2id: about 0.1 s
@@ -215,6 +243,27 @@ class AnnotationAuthenticator(Authenticator):
     @default("password_hash_threads")
     def _password_hash_threads_default(self) -> int:
         return max(1, (os.cpu_count() or 2) - 1)
+
+    annotation_max_bytes = Integer(
+        1 << 20,
+        help="""
+        Largest ``data`` of one annotation, in bytes of compact JSON (default 1 MiB).
+        A bigger one is refused with 413 and nothing is written.
+        """,
+    ).tag(config=True)
+
+    annotation_import_max_records = Integer(
+        10_000,
+        help="Most annotations one import request may carry (split bigger batches).",
+    ).tag(config=True)
+
+    annotation_import_max_bytes = Integer(
+        64 << 20,
+        help="""
+        Largest body of one import request, in bytes (default 64 MiB). The whole
+        batch is checked before anything is written, so it is held in memory.
+        """,
+    ).tag(config=True)
 
     @default("any_allow_config")
     def _any_allow_config_default(self) -> bool:
@@ -259,11 +308,24 @@ class AnnotationAuthenticator(Authenticator):
             is_admin=self.accounts.is_admin,
             max_lifetime_days=self.token_max_lifetime_days,
             max_live_per_user=self.token_max_live_per_user,
+            cache=AccessCache(self.store, self.access_cache_seconds),
+        )
+
+    @cached_property
+    def annotations(self) -> Annotations:
+        return Annotations(
+            self.store,
+            max_bytes=self.annotation_max_bytes,
+            import_max_records=self.annotation_import_max_records,
         )
 
     @cached_property
     def project_service(self) -> Projects:
-        return Projects(self.store, parse_declared(self.projects))
+        return Projects(
+            self.store,
+            parse_declared(self.projects),
+            cache=AccessCache(self.store, self.access_cache_seconds),
+        )
 
     @cached_property
     def _hash_pool(self) -> ThreadPoolExecutor:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 class AnnotationError(Exception):
     status = 400
+    # More JSON for an API client, beside the error (never a secret).
+    details: dict | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -47,3 +49,17 @@ class LockedOut(AnnotationError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class PreconditionFailed(AnnotationError):
+    """A conditional write lost: ``current`` is the stored annotation (JSON), or None."""
+
+    status = 412
+
+    def __init__(self, message: str, current: dict | None) -> None:
+        super().__init__(message)
+        self.details = {"current": current}
+
+
+class TooLarge(AnnotationError):
+    status = 413

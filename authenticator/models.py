@@ -139,3 +139,36 @@ class Token(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Annotation(Base):
+    """One owner's document for one item of a project.
+
+    ``owner`` is the account name and stays when the account is deleted (``owner_id``
+    becomes NULL and the annotation read-only). ``version`` grows by exactly one on
+    every successful write, deletes included: a delete leaves a tombstone (``data``
+    NULL, ``deleted_at`` set), so a stale ``If-Match`` can never match a re-created one.
+    """
+
+    __tablename__ = "annotations"
+    __table_args__ = (
+        # The key; also serves listing an item's annotations and the (item, owner) cursor.
+        UniqueConstraint("project_id", "item", "owner", name="uq_annotations_key"),
+        # Listing one owner's annotations in a project, in cursor order.
+        Index("ix_annotations_project_owner_item", "project_id", "owner", "item"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=False
+    )
+    item: Mapped[str] = mapped_column(String(256), nullable=False)
+    owner: Mapped[str] = mapped_column(String(255), nullable=False)
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    data: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON text
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

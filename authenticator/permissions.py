@@ -31,6 +31,8 @@ PROJECT_READ = "project:read"  # members of the project (any role)
 PROJECT_MANAGE = "project:manage"  # admins of the project
 PROJECT_DELETE = "project:delete"  # hub admins, on an existing project
 TOKENS_MANAGE = "tokens:manage"  # any principal, for their own tokens
+ANNOTATIONS_READ = "annotations:read"  # members of the project, per the visibility rules
+ANNOTATIONS_WRITE = "annotations:write"  # annotators and admins of the project
 
 PERMISSIONS = (
     PUBLIC,
@@ -41,8 +43,16 @@ PERMISSIONS = (
     PROJECT_MANAGE,
     PROJECT_DELETE,
     TOKENS_MANAGE,
+    ANNOTATIONS_READ,
+    ANNOTATIONS_WRITE,
 )
-PROJECT_PERMISSIONS = (PROJECT_READ, PROJECT_MANAGE, PROJECT_DELETE)
+PROJECT_PERMISSIONS = (
+    PROJECT_READ,
+    PROJECT_MANAGE,
+    PROJECT_DELETE,
+    ANNOTATIONS_READ,
+    ANNOTATIONS_WRITE,
+)
 
 # The token scopes that carry each permission (any one of them will do). A session has
 # every scope, so for sessions only roles count.
@@ -53,6 +63,9 @@ SCOPES_FOR = {
     PROJECT_MANAGE: {"projects:manage"},
     PROJECT_DELETE: {"projects:manage"},
     TOKENS_MANAGE: {"tokens:manage"},
+    # Writing implies reading: a writer needs the current version to write conditionally.
+    ANNOTATIONS_READ: {"annotations:read", "annotations:write"},
+    ANNOTATIONS_WRITE: {"annotations:write"},
 }
 
 
@@ -132,6 +145,11 @@ def _authorize_project(
         raise Forbidden(f"Only admins of project {slug!r} may do this; you are {role}.")
     if permission == PROJECT_DELETE and not principal.admin:
         raise Forbidden("Only hub admins may delete a project.")
+    if permission == ANNOTATIONS_WRITE and role == "viewer":
+        raise Forbidden(
+            f"Viewers of project {slug!r} cannot write annotations: ask its admins for the "
+            "annotator role."
+        )
 
 
 def check_grant(granter_role: str | None, role: str) -> None:

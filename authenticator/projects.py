@@ -10,8 +10,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import usernames
+from .access_cache import AccessCache
 from .accounts import find_account, require_account
-from .errors import Conflict, InvalidInput, NotFound
+from .errors import Conflict, Forbidden, InvalidInput, NotFound
 from .models import Account, Membership, Project
 from .permissions import PROJECT_READ, SCOPES_FOR, Principal, check_grant, check_role
 from .store import Store
@@ -39,6 +40,7 @@ class MemberView:
     name: str
     role: str
     source: str
+    show_others: bool
 
     def as_json(self) -> dict:
         return dict(self.__dict__)
@@ -95,10 +97,14 @@ def parse_declared(projects: dict) -> dict[str, dict]:
 
 
 class Projects:
-    def __init__(self, store: Store, declared: dict[str, dict]) -> None:
-        """``declared``: the output of `parse_declared` (config projects)."""
+    def __init__(
+        self, store: Store, declared: dict[str, dict], cache: AccessCache | None = None
+    ) -> None:
+        """``declared``: the output of `parse_declared` (config projects); ``cache``:
+        where `access` and `visible_to` keep what they read (None: no caching)."""
         self.store = store
         self.declared = declared
+        self.cache = cache if cache is not None else AccessCache(store, 0)
 
     # -- config -----------------------------------------------------------------
 
@@ -155,6 +161,9 @@ class Projects:
     def access(self, slug: str, name: str) -> tuple[str | None, bool]:
         """``name``'s membership role in ``slug`` (None if either does not exist), and
         the project's ``api_access`` switch (True when there is no such project)."""
+        return self.cache.lookup(("access", slug, name), lambda: self._access(slug, name))
+
+    def _access(self, slug: str, name: str) -> tuple[str | None, bool]:
         with self.store.reading() as conn:  # on every project request: one Core query
             row = conn.execute(
                 select(Project.api_access, Membership.role)
@@ -175,6 +184,10 @@ class Projects:
 
     def visible_to(self, name: str, admin: bool) -> list[ProjectView]:
         """Hub admins see every project (as admin); others the ones they belong to."""
+        views = self.cache.lookup(("visible", name, admin), lambda: self._visible_to(name, admin))
+        return list(views)
+
+    def _visible_to(self, name: str, admin: bool) -> tuple[ProjectView, ...]:
         columns = (
             Project.slug,
             Project.description,
@@ -192,7 +205,7 @@ class Projects:
             )
         with self.store.reading() as conn:  # on every `me`: one Core query, no ORM objects
             rows = conn.execute(query.order_by(Project.slug)).all()
-        return [ProjectView(**row._mapping) for row in rows]
+        return tuple(ProjectView(**row._mapping) for row in rows)
 
     def visible_to_principal(self, principal: Principal) -> list[ProjectView]:
         """The projects a request may see: for a token, only within its projects, with
@@ -252,7 +265,7 @@ class Projects:
         with self.store.transaction(readonly=True) as s:
             project = _require_project(s, slug)
             rows = s.execute(
-                select(Account.name, Membership.role, Membership.source)
+                select(Account.name, Membership.role, Membership.source, Membership.show_others)
                 .join(Account, Account.id == Membership.account_id)
                 .where(Membership.project_id == project.id)
                 .order_by(Account.name)
@@ -289,6 +302,21 @@ class Projects:
             if member.role == "admin":
                 _keep_one_admin(s, project)
             s.delete(member)
+
+    def set_show_others(self, slug: str, name: str, show_others: bool, caller: str) -> None:
+        """A member's own choice to see others' annotations where the project shares them."""
+        if name != caller:
+            raise Forbidden("Only the member themself can change their 'show_others'.")
+        with self.store.transaction() as s:
+            project = _require_project(s, slug)
+            account = find_account(s, name)
+            member = _membership(s, project.id, account.id) if account else None
+            if member is None:
+                raise NotFound(
+                    f"You are not a member of project {slug!r} (hub admins see every "
+                    "annotation anyway)."
+                )
+            member.show_others = show_others
 
 
 def _view(project: Project, role: str | None) -> ProjectView:

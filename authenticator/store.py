@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,27 +58,55 @@ def alembic_config(engine: Engine) -> Config:
 
 
 class Store:
-    """Owns the engine; every unit of work is one transaction (commit or roll back)."""
+    """Owns the engine; every unit of work is one transaction (commit or roll back).
+
+    `generation` counts the write transactions of this process that may have changed
+    who may do what; caches of access facts (`access_cache`) drop what they read
+    before it moved.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._generation = 0
+        self._generation_lock = threading.Lock()  # writers run in threads too (logins)
+
+    @property
+    def generation(self) -> int:
+        """Changes after every write transaction of this process (see `transaction`)."""
+        return self._generation
 
     def migrate(self) -> None:
         """Create or upgrade the schema to the newest migration; never drops data."""
         command.upgrade(alembic_config(self.engine), "head")
 
+    def _bump(self) -> None:
+        with self._generation_lock:
+            self._generation += 1
+
     @contextmanager
-    def transaction(self, readonly: bool = False) -> Iterator[Session]:
+    def transaction(self, readonly: bool = False, changes_access: bool = True) -> Iterator[Session]:
         """One transaction: committed at the end, rolled back on any error.
 
         Writers serialise on SQLite (BEGIN IMMEDIATE); pass ``readonly=True`` for
         transactions that only read, so they never wait for a writer.
+
+        A write transaction bumps `generation` once it has ended, committed or rolled
+        back (a rollback needs none; bumping anyway is simpler and fails safe). Pass
+        ``changes_access=False`` only for writes that touch nothing that decides who
+        may do what (accounts, memberships, projects, tokens other than their
+        ``last_used_at``): annotations, for instance. Cached access facts then stay.
         """
-        with self._sessions() as session, session.begin():
-            session.connection(execution_options={"readonly": readonly})
-            yield session
+        try:
+            with self._sessions() as session, session.begin():
+                session.connection(execution_options={"readonly": readonly})
+                yield session
+        finally:
+            if changes_access and not readonly:
+                # After the commit: a reader that saw the old data read the old
+                # generation, so what it cached is dropped.
+                self._bump()
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:

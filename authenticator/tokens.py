@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from .access_cache import AccessCache
 from .accounts import require_account
 from .errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from .models import Account, Membership, Project, Token, utcnow
@@ -121,7 +122,8 @@ class LastUsed:
         written = self._written.get(token_id)
         if written is None or now - written >= self.interval:
             self._written[token_id] = now
-            with store.transaction() as s:
+            # Cached access facts stay: a time of last use changes nobody's rights.
+            with store.transaction(changes_access=False) as s:
                 s.execute(update(Token).where(Token.id == token_id).values(last_used_at=now))
 
 
@@ -133,23 +135,31 @@ class Tokens:
         max_lifetime_days: int = 90,
         max_live_per_user: int = 50,
         clock: Callable[[], datetime] = utcnow,
+        cache: AccessCache | None = None,
     ) -> None:
+        """``cache``: where token lookups are kept (by digest); None: no caching."""
         self.store = store
         self.is_admin = is_admin
         self.max_lifetime_days = max_lifetime_days
         self.max_live_per_user = max_live_per_user
         self.clock = clock
         self.last_used = LastUsed()
+        self.cache = cache if cache is not None else AccessCache(store, 0)
 
     # -- use --------------------------------------------------------------------
 
     def authenticate(self, token: str) -> Principal:
-        """The principal a token acts as; Unauthenticated (401) with the reason if none."""
+        """The principal a token acts as; Unauthenticated (401) with the reason if none.
+
+        Revocation, expiry and the owner's deactivation are checked at every call, on
+        the token's row as read now or as cached (see `access_cache`).
+        """
         digest = digest_of(token)
-        # The hot path of every scripted request: one indexed Core query, no ORM objects.
-        with self.store.reading() as conn:
-            row = conn.execute(_AUTHENTICATE, {"digest": digest}).first()
-        if row is None or row.revoked_at is not None:
+        found = self.cache.lookup(digest, lambda: self._lookup(digest))
+        if found is None:
+            raise Unauthenticated("The token is revoked or unknown: create a new one.")
+        row, principal = found
+        if row.revoked_at is not None:
             raise Unauthenticated("The token is revoked or unknown: create a new one.")
         now = self.clock()
         if row.expires_at <= now:
@@ -159,8 +169,17 @@ class Tokens:
         if not row.active:
             raise Unauthenticated("The token's account is deactivated.")
         self.last_used.record(self.store, row.id, now)
+        return principal
+
+    def _lookup(self, digest: str) -> tuple | None:
+        """The token's row and the principal it acts as; None for an unknown digest."""
+        # The hot path of every scripted request: one indexed Core query, no ORM objects.
+        with self.store.reading() as conn:
+            row = conn.execute(_AUTHENTICATE, {"digest": digest}).first()
+        if row is None:
+            return None
         projects = _split(row.projects)
-        return Principal(
+        principal = Principal(
             name=row.name,
             admin=self.is_admin(row),
             kind=row.kind,
@@ -170,6 +189,7 @@ class Tokens:
             token_id=row.id,
             expires_at=row.expires_at,
         )
+        return row, principal
 
     # -- issue ------------------------------------------------------------------
 

@@ -1,5 +1,11 @@
 """Tornado handlers: thin layers that parse, call the core, and render."""
 
+from .annotations import (
+    AnnotationImportHandler,
+    ItemAnnotationsHandler,
+    OwnerAnnotationHandler,
+    ProjectAnnotationsHandler,
+)
 from .api import (
     CurrentTokenHandler,
     MeHandler,
@@ -21,6 +27,8 @@ PREFIX = "/annotations"
 API = f"{PREFIX}/api"
 SLUG = r"(?P<slug>[^/]+)"
 NAME = r"(?P<name>[^/]+)"
+ITEM = r"(?P<item>[^/]+)"
+OWNER = r"(?P<owner>[^/]+)"
 
 # The hub puts these before its own handlers and prefixes them with /hub.
 default_handlers = [
@@ -38,6 +46,10 @@ default_handlers = [
     (f"{API}/projects/{SLUG}", ProjectHandler),
     (f"{API}/projects/{SLUG}/members", MembersHandler),
     (f"{API}/projects/{SLUG}/members/{NAME}", MemberHandler),
+    (f"{API}/projects/{SLUG}/annotations", ProjectAnnotationsHandler),
+    (f"{API}/projects/{SLUG}/annotations/import", AnnotationImportHandler),
+    (f"{API}/projects/{SLUG}/items/{ITEM}/annotations", ItemAnnotationsHandler),
+    (f"{API}/projects/{SLUG}/items/{ITEM}/annotations/{OWNER}", OwnerAnnotationHandler),
     (f"{API}/tokens", TokensHandler),
     (f"{API}/tokens/current", CurrentTokenHandler),
     (f"{API}/tokens/(?P<token_id>[0-9]{{1,9}})", TokenHandler),

@@ -177,7 +177,15 @@ class MembersHandler(APIHandler):
 
 
 class MemberHandler(APIHandler):
-    """``PUT/DELETE projects/{slug}/members/{name}``: project admins manage roles."""
+    """``PUT/DELETE projects/{slug}/members/{name}``: project admins manage roles;
+    ``PATCH`` is a member's own preferences."""
+
+    @requires(PROJECT_READ)
+    def patch(self, slug: str, name: str) -> None:
+        show = self.json_object({"show_others": bool}, required=("show_others",))["show_others"]
+        self.projects.set_show_others(slug, name, show, caller=self.principal.name)
+        member = next(m for m in self.projects.members(slug) if m.name == name)
+        self.write_json(member.as_json())
 
     @requires(PROJECT_MANAGE)
     def put(self, slug: str, name: str) -> None:

@@ -80,6 +80,11 @@ _KINDS = {
 }
 
 
+def _no_constant(name: str) -> None:
+    # Python's json reads NaN and Infinity; JSON has no such values.
+    raise ValueError(name)
+
+
 def _as_tuple(kind: type | tuple) -> tuple:
     return kind if isinstance(kind, tuple) else (kind,)
 
@@ -112,8 +117,9 @@ class AnnotationHandler(BaseHandler):
         if verb not in implemented_verbs(type(self)):
             raise web.HTTPError(405)
         permission = declared_permission(type(self), verb)
-        if "name" in self.path_kwargs:  # account names in URLs, as JupyterHub normalises them
-            self.path_kwargs["name"] = normalize(self.path_kwargs["name"])
+        for key in ("name", "owner"):  # account names in URLs, as JupyterHub normalises them
+            if key in self.path_kwargs:
+                self.path_kwargs[key] = normalize(self.path_kwargs[key])
         slug = self.path_kwargs.get("slug")
         member_role, api_access = None, True
         if permission in PROJECT_PERMISSIONS and self.principal is not None:
@@ -163,6 +169,7 @@ class AnnotationHandler(BaseHandler):
             # show our message once, below it.
             http_error = web.HTTPError(status_code, error.message, reason=responses[status_code])
             kwargs["exc_info"] = (web.HTTPError, http_error, None)
+            kwargs["details"] = error.details
         self.render_error(status_code, **kwargs)
 
     def render_error(self, status_code: int, **kwargs: Any) -> None:
@@ -214,16 +221,24 @@ class APIHandler(AnnotationHandler):
         elif status_code >= 500:
             message = "Internal server error; the hub log has the details."
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps({"error": {"status": status_code, "message": message}}))
+        body = {"error": {"status": status_code, "message": message}}
+        self.finish(json.dumps({**body, **(kwargs.get("details") or {})}, default=str))
 
     max_body_bytes = 64 * 1024
 
-    def json_object(self, fields: dict[str, type], required: tuple[str, ...] = ()) -> dict:
-        """The body as a JSON object of ``fields`` (name: type), or a 4xx saying why not."""
-        if len(self.request.body) > self.max_body_bytes:
-            raise web.HTTPError(413, f"The body is over {self.max_body_bytes} bytes.")
+    def json_object(
+        self,
+        fields: dict[str, type],
+        required: tuple[str, ...] = (),
+        max_bytes: int | None = None,
+    ) -> dict:
+        """The body as a JSON object of ``fields`` (name: type; ``object``: any JSON), or
+        a 4xx saying why not."""
+        max_bytes = max_bytes or self.max_body_bytes
+        if len(self.request.body) > max_bytes:
+            raise web.HTTPError(413, f"The body is over {max_bytes} bytes.")
         try:
-            body = json.loads(self.request.body or b"{}")
+            body = json.loads(self.request.body or b"{}", parse_constant=_no_constant)
         except (ValueError, UnicodeDecodeError):
             raise InvalidInput("The body is not valid JSON.") from None
         if not isinstance(body, dict):
@@ -235,6 +250,8 @@ class APIHandler(AnnotationHandler):
         if missing:
             raise InvalidInput(f"Missing fields {missing}.")
         for key, value in body.items():
+            if fields[key] is object:
+                continue
             # JSON true is a Python int too: a bool only passes where a bool is asked.
             wrong_bool = isinstance(value, bool) and bool not in _as_tuple(fields[key])
             if wrong_bool or not isinstance(value, fields[key]):

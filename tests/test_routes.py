@@ -25,7 +25,9 @@ from tests.test_e2e_accounts import PASSWORD, setup_admin
 
 # The only routes anyone may use without logging in.
 PUBLIC_ALLOWLIST = {("/annotations/set-password", "get"), ("/annotations/set-password", "post")}
-SAMPLE = {"slug": "demo", "name": "alice", "token_id": "1"}
+SAMPLE = {"slug": "demo", "name": "alice", "token_id": "1", "item": "img1", "owner": "alice"}
+# Project permissions every member holds, viewers included.
+EVERY_MEMBER = ("project:read", "annotations:read")
 
 ROUTES = [
     (pattern, handler, verb)
@@ -65,7 +67,8 @@ def test_every_route_declares_a_known_permission(route):
 
 def test_the_route_list_is_not_empty_and_covers_each_family():
     patterns = {pattern for pattern, _, _ in ROUTES}
-    for family in ("/users", "/projects", "/members", "/me", "/change-password", "/tokens"):
+    families = ("/users", "/projects", "/members", "/me", "/change-password", "/tokens", "/items")
+    for family in families:
         assert any(family in p for p in patterns), family
 
 
@@ -132,6 +135,6 @@ def test_callers_without_the_right_are_refused(hub, people, route):
     assert outsider.status_code == expected, outsider.text[:300]
     if api:
         assert outsider.json()["error"]["status"] == expected
-    if permission in PROJECT_PERMISSIONS and permission != "project:read":
+    if permission in PROJECT_PERMISSIONS and permission not in EVERY_MEMBER:
         viewer = call(people["bob"], verb, path, api)
         assert viewer.status_code == 403, viewer.text[:300]

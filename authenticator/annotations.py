@@ -1,0 +1,470 @@
+"""Annotations: one owner's document per item of a project, versioned, never overwritten.
+
+The owner is always the principal that writes (a project admin's import excepted), so
+two people annotating the same item write two rows and cannot collide. The same owner
+racing with itself is decided by the version: every write is one statement that
+checks and bumps it, so of two writers holding the same version exactly one wins and
+the other gets 412 with the current annotation.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Row, case, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed, TooLarge
+from .models import Account, Annotation, Membership, Project, utcnow
+from .store import Store
+from .usernames import normalize
+
+_ITEM = re.compile(r"[A-Za-z0-9._:-]{1,256}")
+PAGE_SIZE = 100
+PAGE_MAX = 1000
+# Roles that read every annotation of their project whatever its settings.
+_READS_ALL = ("viewer", "admin")
+
+
+def check_item(item: str) -> None:
+    if not isinstance(item, str) or not _ITEM.fullmatch(item):
+        raise InvalidInput(f"Invalid item name {item!r}: use 1 to 256 letters, digits and . _ : -")
+
+
+def sees_others(role: str | None, share_annotations: bool, show_others: bool) -> bool:
+    """Whether a reader with ``role`` in a project (hub admins: "admin") sees other
+    people's annotations: viewers and admins always; annotators when the project
+    shares annotations and they have not switched ``show_others`` off."""
+    if role in _READS_ALL:
+        return True
+    return role == "annotator" and share_annotations and show_others
+
+
+def check_own(writer: str, owner: str) -> None:
+    """A person writes only under their own name."""
+    if owner != writer:
+        raise Forbidden(
+            f"You can only write your own annotations (owner {writer!r}), not {owner!r}'s; "
+            "project admins write for others with the import."
+        )
+
+
+@dataclass(frozen=True)
+class AnnotationView:
+    project: str
+    item: str
+    owner: str
+    data: str  # JSON text, spliced into responses as it is stored
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.version}"'
+
+    def as_json(self) -> dict:
+        return {**self.__dict__, "data": json.loads(self.data), **self._times()}
+
+    def json_text(self) -> str:
+        """The JSON of ``as_json`` without decoding and re-encoding ``data``."""
+        head = {k: v for k, v in self.__dict__.items() if k != "data"}
+        meta = json.dumps({**head, **self._times()})
+        return f'{meta[:-1]}, "data": {self.data}}}'
+
+    def _times(self) -> dict:
+        return {
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class Page:
+    views: list[AnnotationView]
+    next: str | None  # the cursor of the next page
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    created: int
+    updated: int
+
+    def as_json(self) -> dict:
+        return {"imported": self.created + self.updated, **self.__dict__}
+
+
+def encode_cursor(item: str, owner: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([item, owner]).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        item, owner = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if isinstance(item, str) and isinstance(owner, str):
+            return item, owner
+    except (ValueError, TypeError, binascii.Error):
+        pass
+    raise InvalidInput("The cursor is not one this API gave out: start again without it.")
+
+
+def _project_id(slug: str):
+    return select(Project.id).where(Project.slug == slug).scalar_subquery()
+
+
+_RETURNED = (
+    Annotation.item,
+    Annotation.owner,
+    Annotation.data,
+    Annotation.version,
+    Annotation.created_at,
+    Annotation.updated_at,
+)
+
+
+def _view(slug: str, row: Row) -> AnnotationView:
+    return AnnotationView(
+        project=slug,
+        item=row.item,
+        owner=row.owner,
+        data=row.data,
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class Annotations:
+    def __init__(
+        self,
+        store: Store,
+        max_bytes: int = 1 << 20,
+        import_max_records: int = 10_000,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.max_bytes = max_bytes
+        self.import_max_records = import_max_records
+        self.clock = clock
+        dialects = {"sqlite": sqlite, "postgresql": postgresql}
+        self._insert = dialects[store.engine.dialect.name].insert
+
+    def encode(self, data: object, where: str = "'data'") -> str:
+        """``data`` as compact JSON text, within the size cap."""
+        try:
+            text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        except ValueError:
+            raise InvalidInput(f"{where} must be JSON: NaN and Infinity are not.") from None
+        if len(text.encode()) > self.max_bytes:
+            raise TooLarge(
+                f"{where} is over {self.max_bytes} bytes as JSON: split it, or ask an admin "
+                "to raise c.AnnotationAuthenticator.annotation_max_bytes."
+            )
+        return text
+
+    # -- reading ----------------------------------------------------------------
+
+    def reads_others(self, slug: str, reader: str, role: str | None) -> bool:
+        """Whether ``reader`` (with ``role`` in ``slug``) sees others' annotations there."""
+        if role in _READS_ALL:
+            return True  # decided without a query
+        with self.store.reading() as conn:
+            row = conn.execute(
+                select(Project.share_annotations, Membership.show_others)
+                .outerjoin(
+                    Membership,
+                    (Membership.project_id == Project.id)
+                    & (
+                        Membership.account_id
+                        == select(Account.id).where(Account.name == reader).scalar_subquery()
+                    ),
+                )
+                .where(Project.slug == slug)
+            ).first()
+        return row is not None and sees_others(role, row.share_annotations, bool(row.show_others))
+
+    def get(
+        self, slug: str, item: str, owner: str, reader: str, role: str | None
+    ) -> AnnotationView:
+        """One annotation; others' only where the reader sees them (404 otherwise, no leak)."""
+        check_item(item)
+        missing = NotFound(f"There is no annotation of {owner!r} on item {item!r}.")
+        if owner != reader and not self.reads_others(slug, reader, role):
+            raise missing
+        with self.store.reading() as conn:
+            row = conn.execute(
+                select(*_RETURNED).where(
+                    Annotation.project_id == _project_id(slug),
+                    Annotation.item == item,
+                    Annotation.owner == owner,
+                    Annotation.deleted_at.is_(None),
+                )
+            ).first()
+        if row is None:
+            raise missing
+        return _view(slug, row)
+
+    def page(
+        self,
+        slug: str,
+        reader: str,
+        role: str | None,
+        item: str | None = None,
+        owner: str | None = None,
+        cursor: str | None = None,
+        limit: int = PAGE_SIZE,
+    ) -> Page:
+        """One page of the annotations ``reader`` sees, in (item, owner) order."""
+        if item is not None:
+            check_item(item)
+        if not 1 <= limit <= PAGE_MAX:
+            raise InvalidInput(f"'limit' must be 1 to {PAGE_MAX}.")
+        after = decode_cursor(cursor) if cursor else None
+        if not self.reads_others(slug, reader, role):
+            if owner not in (None, reader):
+                return Page([], None)  # the others are not there for this reader
+            owner = reader
+        query = select(*_RETURNED).where(
+            Annotation.project_id == _project_id(slug), Annotation.deleted_at.is_(None)
+        )
+        if item is not None:
+            query = query.where(Annotation.item == item)
+        if owner is not None:
+            query = query.where(Annotation.owner == owner)
+        if after is not None:
+            query = query.where(tuple_(Annotation.item, Annotation.owner) > after)
+        query = query.order_by(Annotation.item, Annotation.owner).limit(limit + 1)
+        with self.store.reading() as conn:
+            rows = conn.execute(query).all()
+        views = [_view(slug, row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return Page(views, encode_cursor(views[-1].item, views[-1].owner) if more else None)
+
+    def pages(self, slug: str, reader: str, role: str | None, **filters) -> Iterator[list]:
+        """Every page, one query each: an export holds one page in memory at a time."""
+        cursor = filters.pop("cursor", None)
+        while True:
+            page = self.page(slug, reader, role, cursor=cursor, limit=PAGE_MAX, **filters)
+            yield page.views
+            if page.next is None:
+                return
+            cursor = page.next
+
+    # -- writing ------------------------------------------------------------------
+
+    def put(
+        self,
+        slug: str,
+        item: str,
+        owner: str,
+        data: object,
+        writer: str,
+        if_match: int | str | None = None,
+        create_only: bool = False,
+    ) -> tuple[AnnotationView, bool]:
+        """Write ``writer``'s own annotation; returns it and whether it was created.
+
+        ``if_match``: the version the writer last saw (or "*": it must exist);
+        ``create_only``: it must not exist. A lost condition is a 412 with the
+        current annotation.
+        """
+        check_item(item)
+        check_own(writer, owner)
+        text = self.encode(data)
+        with self.store.transaction() as s:
+            if if_match is None:
+                row = self._upsert(s, slug, item, owner, text, create_only)
+            else:
+                query = (
+                    update(Annotation)
+                    .where(*self._key(slug, item, owner), Annotation.owner_id.is_not(None))
+                    .where(Annotation.deleted_at.is_(None))
+                    .values(data=text, version=Annotation.version + 1, updated_at=self.clock())
+                    .returning(*_RETURNED)
+                )
+                if if_match != "*":
+                    query = query.where(Annotation.version == if_match)
+                row = s.execute(query).first()
+            if row is None:
+                self._refuse(s, slug, item, owner, if_match, create_only)
+        return _view(slug, row), row.created_at == row.updated_at
+
+    def delete(
+        self,
+        slug: str,
+        item: str,
+        owner: str,
+        deleter: str,
+        role: str | None,
+        if_match: int | str | None = None,
+    ) -> int:
+        """Delete (leave a tombstone); the owner, or a project admin. Returns its version."""
+        check_item(item)
+        if role != "admin":
+            check_own(deleter, owner)
+        now = self.clock()
+        with self.store.transaction() as s:
+            query = (
+                update(Annotation)
+                .where(*self._key(slug, item, owner), Annotation.deleted_at.is_(None))
+                .values(
+                    data=None,
+                    deleted_at=now,
+                    updated_at=now,
+                    version=Annotation.version + 1,
+                )
+                .returning(Annotation.version)
+            )
+            if role != "admin":  # an orphan (deleted account) is read-only but for admins
+                query = query.where(Annotation.owner_id.is_not(None))
+            if if_match not in (None, "*"):
+                query = query.where(Annotation.version == if_match)
+            version = s.execute(query).scalar()
+            if version is None:
+                self._refuse(s, slug, item, owner, if_match, create_only=False)
+        return version
+
+    def import_batch(self, slug: str, records: object, importer: str, role: str | None):
+        """Write a batch at once or not at all; the first bad record names its index."""
+        if not isinstance(records, list) or not records:
+            raise InvalidInput("'annotations' must be a non-empty list of records.")
+        if len(records) > self.import_max_records:
+            raise TooLarge(
+                f"{len(records)} records are over the limit of {self.import_max_records} "
+                "per import: split the batch."
+            )
+        parsed = [self._parse_record(i, r, importer, role) for i, r in enumerate(records)]
+        seen: dict[tuple[str, str], int] = {}
+        for i, (item, owner, _) in enumerate(parsed):
+            first = seen.setdefault((item, owner), i)
+            if first != i:
+                raise InvalidInput(
+                    f"Record {i}: item {item!r} of {owner!r} is also record {first}; "
+                    "send each annotation once."
+                )
+        created = 0
+        with self.store.transaction() as s:
+            owners = {owner for _, owner, _ in parsed}
+            known = set(s.scalars(select(Account.name).where(Account.name.in_(owners))))
+            for i, (item, owner, text) in enumerate(parsed):
+                if owner not in known:
+                    raise InvalidInput(f"Record {i}: there is no account named {owner!r}.")
+                row = self._upsert(s, slug, item, owner, text, create_only=False)
+                if row is None:
+                    raise Conflict(
+                        f"Record {i}: the annotation of {owner!r} on item {item!r} belongs to "
+                        "a deleted account and is read-only."
+                    )
+                created += row.created_at == row.updated_at
+        return ImportResult(created=created, updated=len(parsed) - created)
+
+    def _parse_record(self, i: int, record: object, importer: str, role: str | None):
+        if not isinstance(record, dict):
+            raise InvalidInput(f"Record {i}: must be an object with 'item' and 'data'.")
+        unknown = sorted(set(record) - {"item", "owner", "data"})
+        if unknown:
+            raise InvalidInput(f"Record {i}: unknown fields {unknown}: use item, owner, data.")
+        if "item" not in record or "data" not in record:
+            raise InvalidInput(f"Record {i}: needs 'item' and 'data'.")
+        try:
+            check_item(record["item"])
+            owner = record.get("owner", importer)
+            if not isinstance(owner, str):
+                raise InvalidInput("'owner' must be a string.")
+            owner = normalize(owner)
+            if owner != importer and role != "admin":
+                raise InvalidInput(
+                    f"owner {owner!r} is not you: only project admins import on behalf of others."
+                )
+            return record["item"], owner, self.encode(record["data"])
+        except (InvalidInput, TooLarge) as e:
+            raise type(e)(f"Record {i}: {e.message}") from None
+
+    def _key(self, slug: str, item: str, owner: str) -> tuple:
+        return (
+            Annotation.project_id == _project_id(slug),
+            Annotation.item == item,
+            Annotation.owner == owner,
+        )
+
+    def _upsert(self, s: Session, slug: str, item: str, owner: str, text: str, create_only: bool):
+        """Insert, or bump the existing row, in one statement (no read-then-write race).
+
+        A tombstone comes back to life with the next version; an orphan (its account
+        deleted) is never written; ``create_only`` writes only where nothing lives.
+        Returns the row, or None when nothing was written.
+        """
+        now = self.clock()
+        insert = self._insert(Annotation).values(
+            project_id=_project_id(slug),
+            item=item,
+            owner=owner,
+            owner_id=select(Account.id).where(Account.name == owner).scalar_subquery(),
+            data=text,
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        writable = Annotation.owner_id.is_not(None)
+        if create_only:
+            writable &= Annotation.deleted_at.is_not(None)
+        statement = insert.on_conflict_do_update(
+            index_elements=["project_id", "item", "owner"],
+            set_={
+                "data": insert.excluded.data,
+                "version": Annotation.version + 1,
+                "updated_at": now,
+                "created_at": case(
+                    (Annotation.deleted_at.is_(None), Annotation.created_at), else_=now
+                ),
+                "deleted_at": None,
+            },
+            where=writable,
+        ).returning(*_RETURNED)
+        try:
+            return s.execute(statement).first()
+        except IntegrityError:  # the project went away under us
+            raise NotFound(f"There is no project {slug!r}.") from None
+
+    def _refuse(self, s: Session, slug, item, owner, if_match, create_only: bool) -> None:
+        """Why a write touched nothing: 409 (read-only orphan), 412 (lost condition) or 404."""
+        row = s.execute(
+            select(*_RETURNED, Annotation.owner_id, Annotation.deleted_at).where(
+                *self._key(slug, item, owner)
+            )
+        ).first()
+        live = row is not None and row.deleted_at is None
+        if row is not None and row.owner_id is None:
+            raise Conflict(
+                f"The annotation of {owner!r} on item {item!r} belongs to a deleted account "
+                "and is read-only."
+            )
+        current = _view(slug, row).as_json() if live else None
+        if create_only:
+            raise PreconditionFailed(
+                f"{owner!r} has an annotation on item {item!r} already (version "
+                f"{row.version}): drop If-None-Match to change it.",
+                current,
+            )
+        if if_match is None:
+            raise NotFound(f"There is no annotation of {owner!r} on item {item!r}.")
+        if not live:
+            raise PreconditionFailed(
+                f"There is no annotation of {owner!r} on item {item!r} to match If-Match: "
+                "create it without If-Match, or with If-None-Match: *.",
+                None,
+            )
+        raise PreconditionFailed(
+            f"The annotation is at version {row.version}, not {if_match}: somebody (maybe "
+            "you, elsewhere) changed it. Merge with 'current' and retry with If-Match: "
+            f'"{row.version}".',
+            current,
+        )

@@ -1,0 +1,197 @@
+"""The annotation API: ``projects/{slug}/...annotations...`` (SPEC section 7).
+
+The owner of every write is the principal; versions travel as ETags. Lists are pages of
+``{"items", "next"}``; ``?format=ndjson`` streams a whole project, one page at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from itertools import chain
+
+from authenticator.annotations import PAGE_SIZE, AnnotationView, Page
+from authenticator.errors import InvalidInput
+from authenticator.permissions import ANNOTATIONS_READ, ANNOTATIONS_WRITE
+from authenticator.usernames import normalize
+
+from .base import APIHandler, requires
+
+_VERSION = re.compile(r'"?([0-9]{1,9})"?')
+# Room for the JSON around ``data`` in a PUT body.
+_ENVELOPE_BYTES = 4096
+
+
+def if_match(value: str | None) -> int | str | None:
+    """The version an ``If-Match`` header names: an int, "*", or None when absent."""
+    if value is None:
+        return None
+    value = value.strip()
+    match = _VERSION.fullmatch(value)
+    if value != "*" and match is None:
+        raise InvalidInput(
+            'If-Match takes one version as the ETag gave it, like "3", or * (it must exist).'
+        )
+    return "*" if value == "*" else int(match.group(1))
+
+
+def create_only(value: str | None) -> bool:
+    """``If-None-Match: *`` on a write: create, never replace."""
+    if value is None:
+        return False
+    if value.strip() != "*":
+        raise InvalidInput("On a write, If-None-Match takes only * (create only).")
+    return True
+
+
+class AnnotationAPIHandler(APIHandler):
+    @property
+    def annotations(self):
+        return self.authenticator.annotations
+
+    def owner_argument(self) -> str | None:
+        owner = self.get_argument("owner", None)
+        return None if owner is None else normalize(owner)
+
+    def limit_argument(self) -> int:
+        value = self.get_argument("limit", str(PAGE_SIZE))
+        if not value.isdigit():
+            raise InvalidInput("'limit' must be a whole number.")
+        return int(value)
+
+    def write_view(self, view: AnnotationView, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("ETag", view.etag)
+        if self.request.method == "GET" and self.check_etag_header():
+            self.set_status(304)  # the client's copy is current (If-None-Match)
+            self.finish()
+            return
+        self.finish(view.json_text())
+
+    def write_page(self, page: Page) -> None:
+        items = ", ".join(view.json_text() for view in page.views)
+        self.finish(f'{{"items": [{items}], "next": {json.dumps(page.next)}}}')
+
+
+class ProjectAnnotationsHandler(AnnotationAPIHandler):
+    """``GET projects/{slug}/annotations``: what the caller sees, filtered by ``item``
+    and ``owner``; a page with a cursor, or everything as NDJSON (``format=ndjson``)."""
+
+    @requires(ANNOTATIONS_READ)
+    async def get(self, slug: str) -> None:
+        filters = {"item": self.get_argument("item", None), "owner": self.owner_argument()}
+        cursor = self.get_argument("cursor", None)
+        kind = self.get_argument("format", "json")
+        if kind == "json":
+            self.write_page(
+                self.annotations.page(
+                    slug,
+                    self.principal.name,
+                    self.project_role,
+                    cursor=cursor,
+                    limit=self.limit_argument(),
+                    **filters,
+                )
+            )
+        elif kind == "ndjson":
+            await self.stream(slug, cursor, filters)
+        else:
+            raise InvalidInput(f"Unknown format {kind!r}: use json (pages) or ndjson (all).")
+
+    async def stream(self, slug: str, cursor: str | None, filters: dict) -> None:
+        pages = self.annotations.pages(
+            slug, self.principal.name, self.project_role, cursor=cursor, **filters
+        )
+        first = next(pages)  # bad filters fail here, before the status is sent
+        self.set_header("Content-Type", "application/x-ndjson; charset=utf-8")
+        for views in chain([first], pages):
+            self.write("".join(f"{view.json_text()}\n" for view in views))
+            await self.flush()  # one page in memory at a time, however large the project
+        self.finish()
+
+
+class ItemAnnotationsHandler(AnnotationAPIHandler):
+    """``GET projects/{slug}/items/{item}/annotations``: an item's annotations the caller sees."""
+
+    @requires(ANNOTATIONS_READ)
+    def get(self, slug: str, item: str) -> None:
+        self.write_page(
+            self.annotations.page(
+                slug,
+                self.principal.name,
+                self.project_role,
+                item=item,
+                owner=self.owner_argument(),
+                cursor=self.get_argument("cursor", None),
+                limit=self.limit_argument(),
+            )
+        )
+
+
+class OwnerAnnotationHandler(AnnotationAPIHandler):
+    """``GET/PUT/DELETE projects/{slug}/items/{item}/annotations/{owner}``."""
+
+    @requires(ANNOTATIONS_READ)
+    def get(self, slug: str, item: str, owner: str) -> None:
+        self.write_view(
+            self.annotations.get(slug, item, owner, self.principal.name, self.project_role)
+        )
+
+    @requires(ANNOTATIONS_WRITE)
+    def put(self, slug: str, item: str, owner: str) -> None:
+        body = self.json_object(
+            {"data": object, "owner": str},
+            required=("data",),
+            max_bytes=self.annotations.max_bytes + _ENVELOPE_BYTES,
+        )
+        if normalize(body.get("owner", owner)) != owner:
+            raise InvalidInput("The body names another owner than the address: drop 'owner'.")
+        view, created = self.annotations.put(
+            slug,
+            item,
+            owner,
+            body["data"],
+            writer=self.principal.name,
+            if_match=if_match(self.request.headers.get("If-Match")),
+            create_only=create_only(self.request.headers.get("If-None-Match")),
+        )
+        self.write_view(view, status=201 if created else 200)
+
+    @requires(ANNOTATIONS_WRITE)
+    def delete(self, slug: str, item: str, owner: str) -> None:
+        version = self.annotations.delete(
+            slug,
+            item,
+            owner,
+            deleter=self.principal.name,
+            role=self.project_role,
+            if_match=if_match(self.request.headers.get("If-Match")),
+        )
+        self.log.info(
+            "%s deleted %r's annotation on %r in %r", self.principal.name, owner, item, slug
+        )
+        self.set_header("ETag", f'"{version}"')
+        self.set_status(204)
+        self.finish()
+
+
+class AnnotationImportHandler(AnnotationAPIHandler):
+    """``POST projects/{slug}/annotations/import``: a batch, written whole or not at all."""
+
+    @requires(ANNOTATIONS_WRITE)
+    def post(self, slug: str) -> None:
+        body = self.json_object(
+            {"annotations": list},
+            required=("annotations",),
+            max_bytes=self.authenticator.annotation_import_max_bytes,
+        )
+        result = self.annotations.import_batch(
+            slug, body["annotations"], self.principal.name, self.project_role
+        )
+        self.log.info(
+            "%s imported %d annotations into %r",
+            self.principal.name,
+            result.created + result.updated,
+            slug,
+        )
+        self.write_json(result.as_json())
