@@ -108,11 +108,11 @@ def encode_cursor(item: str, owner: str) -> str:
 
 def decode_cursor(cursor: str) -> tuple[str, str]:
     try:
-        item, owner = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if isinstance(item, str) and isinstance(owner, str):
-            return item, owner
-    except (ValueError, TypeError, binascii.Error):
-        pass
+        value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, TypeError, binascii.Error, RecursionError):
+        value = None
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
+        return value[0], value[1]
     raise InvalidInput("The cursor is not one this API gave out: start again without it.")
 
 
@@ -163,7 +163,16 @@ class Annotations:
             text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         except ValueError:
             raise InvalidInput(f"{where} must be JSON: NaN and Infinity are not.") from None
-        if len(text.encode()) > self.max_bytes:
+        except RecursionError:
+            raise InvalidInput(f"{where} is nested too deeply: flatten it.") from None
+        try:
+            size = len(text.encode())
+        except UnicodeEncodeError:  # a lone surrogate ("\ud800") parses but is no text
+            raise InvalidInput(
+                f"{where} has an unpaired surrogate (like \\ud800) in a string: send "
+                "valid Unicode."
+            ) from None
+        if size > self.max_bytes:
             raise TooLarge(
                 f"{where} is over {self.max_bytes} bytes as JSON: split it, or ask an admin "
                 "to raise c.AnnotationAuthenticator.annotation_max_bytes."

@@ -20,6 +20,7 @@ from .api import (
     UsersHandler,
 )
 from .base import APINotFound
+from .openapi import OpenAPIHandler
 from .pages import ProjectPage, ProjectsPage, TokensPage, UsersPage
 from .passwords import ChangePasswordHandler, SetPasswordHandler
 
@@ -53,5 +54,6 @@ default_handlers = [
     (f"{API}/tokens", TokensHandler),
     (f"{API}/tokens/current", CurrentTokenHandler),
     (f"{API}/tokens/(?P<token_id>[0-9]{{1,9}})", TokenHandler),
+    (f"{API}/openapi.json", OpenAPIHandler),
     (f"{API}/.*", APINotFound),
 ]

@@ -7,6 +7,7 @@ declaration refuses everyone.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from http.client import responses
@@ -51,6 +52,16 @@ def implemented_verbs(handler_class: type) -> list[str]:
         for verb in VERBS
         if getattr(handler_class, verb, None) is not getattr(web.RequestHandler, verb)
     ]
+
+
+@functools.cache
+def _verbs_of(handler_class: type) -> frozenset[str]:
+    # Per class, once: `prepare` asks at every request.
+    return frozenset(implemented_verbs(handler_class))
+
+
+# One encoder for every response: json.dumps(..., default=str) builds a new one per call.
+_JSON = json.JSONEncoder(default=str)
 
 
 def bearer_token(header: str) -> str:
@@ -114,7 +125,7 @@ class AnnotationHandler(BaseHandler):
             # A token request skips the hub's cookie and XSRF work entirely.
             self._jupyterhub_user = None
             self.principal = self.authenticator.tokens.authenticate(bearer_token(header))
-        if verb not in implemented_verbs(type(self)):
+        if verb not in _verbs_of(type(self)):
             raise web.HTTPError(405)
         permission = declared_permission(type(self), verb)
         for key in ("name", "owner"):  # account names in URLs, as JupyterHub normalises them
@@ -260,7 +271,7 @@ class APIHandler(AnnotationHandler):
 
     def write_json(self, payload: Any, status: int = 200) -> None:
         self.set_status(status)
-        self.finish(json.dumps(payload, default=str))
+        self.finish(_JSON.encode(payload))
 
 
 class APINotFound(APIHandler):

@@ -7,6 +7,7 @@ Each hub gets its own folder, free ports and database; it loads the demo
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import socket
@@ -21,26 +22,52 @@ REPO = Path(__file__).resolve().parent.parent
 SETUP_URL = re.compile(r"(http://\S+/hub/annotations/set-password\?token=\S+)")
 
 
+def _ephemeral_ports() -> range:
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
+_EPHEMERAL = _ephemeral_ports()
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now, never handed out before in this run, and outside the kernel's
+    ephemeral range: a port from ``bind(0)`` can be taken as the source port of any
+    outgoing connection before the hub binds it (seen as a hub that never starts)."""
+    while True:
+        port = random.randrange(10000, 30000)
+        if port in _handed_out or port in _EPHEMERAL:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
 
 
 class Hub:
     def __init__(self, folder: Path, db_url: str, extra_config: str = "", env: dict | None = None):
         self.folder = folder
         self.db_url = db_url
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.hub_port = free_port()
-        self.api_port = free_port()
+        self.pick_ports()
         self.config = folder / "jupyterhub_config.py"
         self.log_path = folder / "hub.log"
         self.extra_config = extra_config
         self.env = env or {}
         self.proc: subprocess.Popen | None = None
         self.starts = 0
+
+    def pick_ports(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.hub_port = free_port()
+        self.api_port = free_port()
 
     def write_config(self) -> None:
         self.config.write_text(
@@ -49,12 +76,26 @@ class Hub:
             f"c.JupyterHub.hub_bind_url = 'http://127.0.0.1:{self.hub_port}'\n"
             f"c.ConfigurableHTTPProxy.api_url = 'http://127.0.0.1:{self.api_port}'\n"
             f"c.AnnotationAuthenticator.db_url = {self.db_url!r}\n"
+            # Where `_kill_group` looks for the proxy (the demo config puts it elsewhere).
+            f"c.ConfigurableHTTPProxy.pid_file = {str(self.folder / 'jupyterhub-proxy.pid')!r}\n"
             # Every test shares 127.0.0.1; the per-address limit gets its own test.
             "c.AnnotationAuthenticator.lockout_max_address_failures = 1000\n"
             f"{self.extra_config}\n"
         )
 
-    def start(self, timeout: float = 30) -> Hub:
+    def start(self, timeout: float = 60) -> Hub:
+        try:
+            return self._start(timeout)
+        except (RuntimeError, TimeoutError):
+            # Another process may bind a port between our check and the hub's bind;
+            # a first start may then try again on new ports (a restart keeps its URL).
+            if self.starts != 1 or "already in use" not in self.log().lower():
+                raise
+            self.kill()
+            self.pick_ports()
+            return self._start(timeout)
+
+    def _start(self, timeout: float) -> Hub:
         self.write_config()
         env = {
             **os.environ,
@@ -77,14 +118,16 @@ class Hub:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"jupyterhub exited with {self.proc.returncode}:\n{self.log()}")
+                raise RuntimeError(
+                    f"jupyterhub exited with {self.proc.returncode}:\n{self.log_tail()}"
+                )
             try:
                 if requests.get(f"{self.url}/hub/health", timeout=2).status_code == 200:
                     return self
             except requests.ConnectionError:
                 pass
             time.sleep(0.2)
-        raise TimeoutError(f"jupyterhub did not answer in {timeout}s:\n{self.log()}")
+        raise TimeoutError(f"jupyterhub did not answer in {timeout}s:\n{self.log_tail()}")
 
     def stop(self) -> None:
         """Graceful stop (SIGTERM), as an admin would."""
@@ -103,10 +146,17 @@ class Hub:
             self.proc.wait(10)
 
     def _kill_group(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        # The hub starts its proxy in a session of its own: a SIGKILLed hub leaves it
+        # running, so kill it too, by the pid file the hub writes in its folder.
+        pids = [self.proc.pid]
+        pid_file = self.folder / "jupyterhub-proxy.pid"
+        if pid_file.exists() and pid_file.read_text().strip().isdigit():
+            pids.append(int(pid_file.read_text()))
+        for pid in pids:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def restart(self) -> Hub:
         self.stop()
@@ -114,6 +164,10 @@ class Hub:
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of the log for an error message (the whole log is kept as an artifact)."""
+        return "\n".join(self.log().splitlines()[-lines:])
 
     def setup_links(self) -> list[str]:
         return SETUP_URL.findall(self.log())

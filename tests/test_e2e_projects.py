@@ -484,7 +484,7 @@ def test_project_admins_manage_members_and_roles_apply_at_the_next_request(hub):
     error(p.carol.api("GET", "projects/birds"), 404)
 
     added = ok(dave.api("PUT", "projects/birds/members/carol", {"role": "viewer"}), 201)
-    assert added == {"name": "carol", "role": "viewer", "source": "api"}
+    assert added == {"name": "carol", "role": "viewer", "source": "api", "show_others": True}
     assert ok(p.carol.api("GET", "projects/birds"))["role"] == "viewer"
     assert [m["name"] for m in members(p.carol, "birds")] == [
         "admin",
@@ -495,7 +495,7 @@ def test_project_admins_manage_members_and_roles_apply_at_the_next_request(hub):
     ]
     error(p.carol.api("PATCH", "projects/birds", {"description": "x"}), 403)
     changed = ok(dave.api("PUT", "projects/birds/members/carol", {"role": "annotator"}))
-    assert changed == {"name": "carol", "role": "annotator", "source": "api"}
+    assert changed == {"name": "carol", "role": "annotator", "source": "api", "show_others": True}
     assert ok(p.carol.api("GET", "me"))["projects"] == [{"slug": "birds", "role": "annotator"}]
     assert ok(dave.api("PUT", "projects/birds/members/carol", {"role": "admin"}))["role"] == "admin"
     assert ok(p.carol.api("PATCH", "projects/birds", {"description": "by carol"}))["role"] == (
@@ -513,7 +513,7 @@ def test_project_admins_manage_members_and_roles_apply_at_the_next_request(hub):
     # Service accounts can be members; the hub admin manages any project's members.
     ok(p.admin.api("POST", "users", {"name": "svc:model-x"}), 201)
     svc = ok(dave.api("PUT", "projects/birds/members/svc:model-x", {"role": "annotator"}), 201)
-    assert svc == {"name": "svc:model-x", "role": "annotator", "source": "api"}
+    assert svc == {"name": "svc:model-x", "role": "annotator", "source": "api", "show_others": True}
     ok(p.admin.api("DELETE", "projects/birds/members/svc:model-x"), 204)
     assert members(dave, "birds") == before
 

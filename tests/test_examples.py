@@ -17,24 +17,27 @@ EXAMPLES = REPO / "share" / "examples"
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_the_example_script_lists_my_projects_with_a_token(hub):
+def test_the_example_script_lists_my_projects_and_annotates_with_a_token(hub):
     admin = logged_in_admin(hub)
-    token = admin.api("POST", "tokens", {"name": "example", "scopes": ["annotations:read"]})
+    scopes = ["annotations:read", "annotations:write"]
+    token = admin.api("POST", "tokens", {"name": "example", "scopes": scopes})
     env = {
         **os.environ,
         "ANNOTATIONS_API_URL": f"{hub.url}/hub/annotations/api/",
         "ANNOTATIONS_TOKEN": token.json()["token"],
     }
-    run = subprocess.run(
-        [sys.executable, str(EXAMPLES / "annotations_api.py")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert run.returncode == 0, run.stderr
-    assert "admin (token, scopes: annotations:read)" in run.stdout
-    assert "demo: you are admin, 3 members" in run.stdout
+    for version in (1, 2):  # created, then changed with If-Match
+        run = subprocess.run(
+            [sys.executable, str(EXAMPLES / "annotations_api.py")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode == 0, run.stderr
+        assert "admin (token, scopes: annotations:read, annotations:write)" in run.stdout
+        assert "demo: you are admin, 3 members" in run.stdout
+        assert f"demo: your annotation of example-item is at version {version}" in run.stdout
 
 
 def test_the_example_notebook_is_a_valid_notebook_that_reads_the_injected_variables():

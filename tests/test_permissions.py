@@ -34,6 +34,8 @@ TABLE = {
     ("anonymous", "project:manage"): (Unauthenticated,) * 4,
     ("anonymous", "project:delete"): (Unauthenticated,) * 4,
     ("anonymous", "tokens:manage"): (Unauthenticated,) * 4,
+    ("anonymous", "annotations:read"): (Unauthenticated,) * 4,
+    ("anonymous", "annotations:write"): (Unauthenticated,) * 4,
     ("user", "public"): (OK, OK, OK, OK),
     ("user", "authenticated"): (OK, OK, OK, OK),
     ("user", "users:manage"): (Forbidden, Forbidden, Forbidden, Forbidden),
@@ -42,6 +44,8 @@ TABLE = {
     ("user", "project:manage"): (NotFound, Forbidden, Forbidden, OK),
     ("user", "project:delete"): (NotFound, Forbidden, Forbidden, Forbidden),
     ("user", "tokens:manage"): (OK, OK, OK, OK),
+    ("user", "annotations:read"): (NotFound, OK, OK, OK),
+    ("user", "annotations:write"): (NotFound, Forbidden, OK, OK),
     ("hub admin", "public"): (OK, OK, OK, OK),
     ("hub admin", "authenticated"): (OK, OK, OK, OK),
     ("hub admin", "users:manage"): (OK, OK, OK, OK),
@@ -50,6 +54,8 @@ TABLE = {
     ("hub admin", "project:manage"): (OK, OK, OK, OK),
     ("hub admin", "project:delete"): (OK, OK, OK, OK),
     ("hub admin", "tokens:manage"): (OK, OK, OK, OK),
+    ("hub admin", "annotations:read"): (OK, OK, OK, OK),
+    ("hub admin", "annotations:write"): (OK, OK, OK, OK),
 }
 
 CASES = [
@@ -106,7 +112,7 @@ UNKNOWN_PERMISSIONS = [
     "PUBLIC",
     "public ",
     "admin",
-    "annotations:read",  # a token scope, not a permission
+    "annotations:delete",  # no such permission (deleting is annotations:write)
     "project:write",
     "*",
 ]

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from authenticator.access_cache import AccessCache
 from authenticator.accounts import Accounts
 from authenticator.errors import Conflict, Forbidden, InvalidInput, NotFound
 from authenticator.links import LinkSigner
@@ -34,12 +35,18 @@ def accounts(store: Store) -> Accounts:
     )
 
 
-@pytest.fixture
-def make_projects(store: Store):
-    """Projects with the given ``projects`` config (as a hub start would build it)."""
+@pytest.fixture(params=["uncached", "cached"])
+def make_projects(request, store: Store):
+    """Projects with the given ``projects`` config (as a hub start would build it),
+    without a cache and with one whose entries never age (its clock stands still): then
+    only the store's generation can make a change visible, and every test below must
+    pass all the same."""
 
     def make(config: dict | None = None) -> Projects:
-        return Projects(store, parse_declared(config or {}))
+        cache = None
+        if request.param == "cached":
+            cache = AccessCache(store, 60.0, clock=lambda: 0.0)
+        return Projects(store, parse_declared(config or {}), cache=cache)
 
     return make
 
@@ -366,7 +373,7 @@ def test_create_makes_the_creator_the_projects_admin(projects, accounts):
     accounts.create("alice")
     view = projects.create("demo", {"description": "Demo", "share_annotations": True}, "alice")
     assert view == ProjectView("demo", "Demo", True, True, "admin")
-    assert projects.members("demo") == [MemberView("alice", "admin", "api")]
+    assert projects.members("demo") == [MemberView("alice", "admin", "api", show_others=True)]
     assert projects.role_of("demo", "alice") == "admin"
     assert projects.get("demo", "admin") == view
 
@@ -379,7 +386,7 @@ def test_create_with_a_taken_slug_is_a_conflict(projects, accounts):
         projects.create("demo", {"description": "second"}, creator="bob")
     assert "'demo'" in e.value.message
     assert projects.get("demo", None).description == "first"
-    assert projects.members("demo") == [MemberView("alice", "admin", "api")]
+    assert projects.members("demo") == [MemberView("alice", "admin", "api", show_others=True)]
 
 
 def test_create_with_a_declared_slug_is_a_conflict(declared, accounts):

@@ -24,7 +24,11 @@ from tests.hub import Browser, Hub, form_fields
 from tests.test_e2e_accounts import PASSWORD, setup_admin
 
 # The only routes anyone may use without logging in.
-PUBLIC_ALLOWLIST = {("/annotations/set-password", "get"), ("/annotations/set-password", "post")}
+PUBLIC_ALLOWLIST = {
+    ("/annotations/set-password", "get"),
+    ("/annotations/set-password", "post"),
+    ("/annotations/api/openapi.json", "get"),
+}
 SAMPLE = {"slug": "demo", "name": "alice", "token_id": "1", "item": "img1", "owner": "alice"}
 # Project permissions every member holds, viewers included.
 EVERY_MEMBER = ("project:read", "annotations:read")

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import event, select, update
 
+from authenticator.access_cache import AccessCache
 from authenticator.accounts import Accounts
 from authenticator.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from authenticator.links import LinkSigner
@@ -287,9 +288,15 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def tokens(store: Store, accounts: Accounts, clock: Clock) -> Tokens:
-    return Tokens(store, is_admin=accounts.is_admin, clock=clock)
+@pytest.fixture(params=["uncached", "cached"])
+def tokens(request, store: Store, accounts: Accounts, clock: Clock) -> Tokens:
+    """The service without a cache, and with one whose entries never age (its clock
+    stands still): then only the store's generation can make a change visible, and
+    every test below must pass all the same."""
+    cache = None
+    if request.param == "cached":
+        cache = AccessCache(store, 60.0, clock=lambda: 0.0)
+    return Tokens(store, is_admin=accounts.is_admin, clock=clock, cache=cache)
 
 
 def stored(store: Store, token_id: int) -> Token:

@@ -19,17 +19,30 @@ session = requests.Session()
 session.headers["Authorization"] = f"Bearer {os.environ['ANNOTATIONS_TOKEN']}"
 
 
-def call(method: str, path: str, **kwargs) -> dict:
+def call(method: str, path: str, **kwargs) -> requests.Response:
     """One API call; errors come back as {"error": {"status", "message"}}."""
     answer = session.request(method, api + path, timeout=30, **kwargs)
-    body = answer.json() if answer.content else {}
     if answer.status_code >= 400:
-        sys.exit(f"{method} {path}: {answer.status_code} {body['error']['message']}")
-    return body
+        message = answer.json()["error"]["message"]
+        sys.exit(f"{method} {path}: {answer.status_code} {message}")
+    return answer
 
 
-me = call("GET", "me")
+def annotate(slug: str, item: str, label: str) -> dict:
+    """Write my annotation of ``item``, never over a newer one (If-Match)."""
+    path = f"projects/{slug}/items/{item}/annotations/{me['name']}"
+    current = session.get(api + path, timeout=30)
+    headers = {"If-Match": current.headers["ETag"]} if current.ok else {"If-None-Match": "*"}
+    # A 412 here means someone (you, in another tab) wrote in between: read and retry.
+    return call("PUT", path, json={"data": {"label": label}}, headers=headers).json()
+
+
+me = call("GET", "me").json()
 print(f"{me['name']} ({me['auth']}, scopes: {', '.join(me['scopes'])})")
 for project in me["projects"]:
-    members = call("GET", f"projects/{project['slug']}/members")["items"]
-    print(f"  {project['slug']}: you are {project['role']}, {len(members)} members")
+    slug = project["slug"]
+    members = call("GET", f"projects/{slug}/members").json()["items"]
+    print(f"  {slug}: you are {project['role']}, {len(members)} members")
+    if "annotations:write" in me["scopes"] and project["role"] != "viewer":
+        note = annotate(slug, "example-item", "cat")
+        print(f"  {slug}: your annotation of example-item is at version {note['version']}")

@@ -1,0 +1,464 @@
+"""Benchmark: the annotation API (SPEC section 12, issue 5).
+
+On one real hub per backend (SQLite, then PostgreSQL when it is reachable at
+ANNOTATIONS_TEST_POSTGRES; each behind the real proxy), wrk with 2 threads and 16
+connections, each target 10 s after a 2 s warm-up, all in the same run:
+  bare      a bare handler mounted in the hub (the ceiling, measured in the same hub)
+  put       PUT .../items/{item}/annotations/admin with a PAT, unconditional; every
+            request in flight writes its own annotation (one per connection's turn)
+  get       GET of one annotation, PAT
+  item-1k   GET .../items/{item}/annotations (the item's 10 annotations) with 1,000
+            annotations in the project
+  item-1M   the same with 1,000,000 annotations in the project (seeded with bulk SQL
+            straight into the store, not through HTTP)
+then streams the whole big project as NDJSON and samples the hub process's resident
+memory during the export, against its idle figure: it must stay bounded.
+Prints a markdown table with each target's ratio to the bare handler of its hub, and the
+verdicts: put >= 0.4x bare, get >= 0.6x bare, item-1M within 10% of item-1k.
+Run with `make bench` or `python -m bench.annotations`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import requests
+import sqlalchemy as sa
+
+from authenticator.models import Account, Annotation, Project, utcnow
+from authenticator.store import Store
+from bench.common import (
+    ADMIN,
+    CONNECTIONS,
+    DURATION,
+    THREADS,
+    admin_session,
+    cpu_seconds,
+    start_hub,
+    wrk,
+)
+from tests.hub import Hub
+
+WARMUP = 2  # seconds of wrk before each measured run
+PG_URL = os.environ.get(
+    "ANNOTATIONS_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+SLUG = "demo"  # the demo config's project; the first admin is its admin
+API = f"/hub/annotations/api/projects/{SLUG}"
+OWNERS = 10  # annotators per item in the seeded project
+SMALL, BIG = 1_000, 1_000_000  # annotations in the project
+CHUNK_ITEMS = 10_000  # items (x OWNERS rows) per seeding statement
+SEED_BUDGET = 120  # seconds: stop seeding at the chunk that crosses it, and say so
+ITEM = "bulk-0000050"  # the item read by item-1k and item-1M (OWNERS annotations)
+DATA = '{"label":"cat","score":0.87,"box":[12,34,56,78],"note":"seeded by the benchmark"}'
+BODY = '{"data": {"label": "dog", "score": 0.91, "box": [10, 20, 30, 40]}}'
+PUT_SLOTS = 64  # items each wrk thread cycles through: never two requests on one row
+
+# One wrk thread's requests: PUTs over its own items, so the requests in flight at any
+# moment each write a different annotation (wrk gives no connection id to Lua).
+PUT_SCRIPT = """
+local counter = 0
+function setup(thread)
+  counter = counter + 1
+  thread:set("tid", counter)
+end
+local n = 0
+wrk.method = "PUT"
+wrk.body = %(body)r
+wrk.headers["Content-Type"] = "application/json"
+function request()
+  n = n + 1
+  local path = "%(api)s/items/put-" .. tid .. "-" .. (n %% %(slots)d) .. "/annotations/%(owner)s"
+  return wrk.format(nil, path)
+end
+"""
+
+LABELS = {
+    "bare": "bare Tornado handler in the hub",
+    "put": "`PUT` one annotation (own), PAT",
+    "get": "`GET` one annotation, PAT",
+    "item-1k": "`GET` an item's annotations, 1k in the project",
+    "item-1M": "`GET` an item's annotations, 1M in the project",
+    "get-1M": "`GET` one annotation, 1M in the project",
+    "put-1M": "`PUT` one annotation, 1M in the project",
+}
+TARGETS = [
+    # (label, numerator, denominator, at least)
+    ("put / bare", "put", "bare", 0.4),
+    ("get / bare", "get", "bare", 0.6),
+    ("item-1M / item-1k", "item-1M", "item-1k", 0.9),
+]
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- wrk with a script ------------------------------------------------------------------
+
+
+def wrk_script(
+    url: str, headers: dict[str, str], script: str, pid: int, warmup: int = WARMUP
+) -> dict[str, float]:
+    """Like `bench.common.wrk`, with a Lua ``script`` (method, body, paths)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+    try:
+
+        def run(seconds: int) -> str:
+            cmd = [
+                "wrk",
+                f"-t{THREADS}",
+                f"-c{CONNECTIONS}",
+                f"-d{seconds}s",
+                "--latency",
+                "-s",
+                f.name,
+                url,
+            ]
+            for key, value in headers.items():
+                cmd += ["-H", f"{key}: {value}"]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            if "Non-2xx" in out:
+                raise RuntimeError(f"{url} answered errors under load:\n{out}")
+            return out
+
+        run(warmup)
+        before = cpu_seconds(pid)
+        out = run(DURATION)
+        after = cpu_seconds(pid)
+    finally:
+        os.unlink(f.name)
+
+    def ms(label: str) -> float:
+        value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    requests_done = int(re.search(r"(\d+) requests in", out).group(1))
+    result = {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": ms("50%"),
+        "p99": ms("99%"),
+    }
+    if before is not None and after is not None:
+        result["cpu_us"] = (after - before) / max(requests_done, 1) * 1e6
+    return result
+
+
+# -- seeding ------------------------------------------------------------------------------
+
+
+def seed_owners(store: Store) -> None:
+    """OWNERS accounts that the seeded annotations belong to."""
+    now = utcnow()
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.insert(Account.__table__),
+            [
+                {"name": f"bench-annotator-{i}", "kind": "user", "created_at": now}
+                for i in range(OWNERS)
+            ],
+        )
+
+
+def _seed_statement(dialect: str) -> str:
+    """One INSERT ... SELECT of items ``lo`` to ``hi`` (inclusive) x every bench owner,
+    generated in the database (no rows cross the wire)."""
+    if dialect == "postgresql":
+        return (
+            "INSERT INTO annotations "
+            "(project_id, item, owner, owner_id, data, version, created_at, updated_at) "
+            "SELECT :project, 'bulk-' || lpad(seq.n::text, 7, '0'), a.name, a.id, :data, 1, "
+            ":now, :now FROM generate_series(CAST(:lo AS integer), CAST(:hi AS integer)) AS seq(n) "
+            "CROSS JOIN (SELECT id, name FROM accounts WHERE name LIKE 'bench-annotator-%' "
+            "ORDER BY name) AS a ORDER BY seq.n, a.name"
+        )
+    return (
+        "INSERT INTO annotations "
+        "(project_id, item, owner, owner_id, data, version, created_at, updated_at) "
+        "WITH RECURSIVE seq(n) AS (SELECT :lo UNION ALL SELECT n + 1 FROM seq WHERE n < :hi) "
+        "SELECT :project, printf('bulk-%07d', seq.n), a.name, a.id, :data, 1, :now, :now "
+        "FROM seq CROSS JOIN (SELECT id, name FROM accounts "
+        "WHERE name LIKE 'bench-annotator-%' ORDER BY name) AS a ORDER BY seq.n, a.name"
+    )
+
+
+def seed(store: Store, total: int, budget: float = SEED_BUDGET) -> tuple[int, float]:
+    """Grow the project's bulk annotations to ``total`` rows (or as many as ``budget``
+    seconds allow). Returns the number of bulk rows and the seconds it took."""
+    dialect = store.engine.dialect.name
+    started = time.monotonic()
+    now = utcnow().replace(tzinfo=None)
+    # SQLite keeps datetimes as text in SQLAlchemy's format; PostgreSQL as timestamps.
+    stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else now
+    statement = sa.text(_seed_statement(dialect))
+    with store.engine.begin() as conn:
+        project = conn.scalar(sa.select(Project.id).where(Project.slug == SLUG))
+        have = conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(Annotation)
+            .where(Annotation.project_id == project, Annotation.item.like("bulk-%"))
+        )
+    lo = have // OWNERS
+    while lo * OWNERS < total:
+        if time.monotonic() - started > budget:
+            progress(f"  seeding budget of {budget}s spent at {lo * OWNERS:,} rows")
+            break
+        hi = min(lo + CHUNK_ITEMS, total // OWNERS) - 1
+        with store.engine.begin() as conn:
+            conn.execute(
+                statement, {"project": project, "data": DATA, "now": stamp, "lo": lo, "hi": hi}
+            )
+        lo = hi + 1
+        if lo % (10 * CHUNK_ITEMS) == 0:
+            progress(f"  {lo * OWNERS:,} rows after {time.monotonic() - started:.0f}s")
+    with store.engine.begin() as conn:
+        if dialect == "postgresql":
+            # What autovacuum does on its own within a minute of a bulk load; done here
+            # so the measurement does not depend on when it runs.
+            conn.execute(sa.text("ANALYZE annotations"))
+        rows = conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(Annotation)
+            .where(Annotation.project_id == project)
+        )
+    if dialect == "sqlite":
+        # Outside a transaction (the store's "begin" hook skips BEGIN for bare reads).
+        with store.engine.connect().execution_options(bare_read=True) as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    return rows, time.monotonic() - started
+
+
+# -- memory during the export ----------------------------------------------------------
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak RSS) of ``pid``, in KiB (Linux)."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0])
+    return fields
+
+
+def reset_peak(pid: int) -> bool:
+    """Start VmHWM over at the current RSS (Linux >= 4.0); False where not allowed."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def export(hub: Hub, headers: dict[str, str]) -> dict[str, float]:
+    """Stream the whole project as NDJSON, sampling the hub's RSS every 10 ms."""
+    pid = hub.proc.pid
+    time.sleep(1)
+    idle = memory_kib(pid)["VmRSS"]
+    peak_reset = reset_peak(pid)
+    samples: list[int] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            samples.append(memory_kib(pid)["VmRSS"])
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    started = time.monotonic()
+    lines = size = 0
+    try:
+        with requests.get(
+            f"{hub.url}{API}/annotations",
+            params={"format": "ndjson"},
+            headers=headers,
+            stream=True,
+            timeout=600,
+        ) as response:
+            response.raise_for_status()
+            tail = b""
+            for chunk in response.iter_content(1 << 16):
+                size += len(chunk)
+                lines += chunk.count(b"\n")
+                tail = (tail + chunk)[-2:]
+            if tail[-1:] != b"\n":
+                raise RuntimeError("the export did not end with a whole line")
+    finally:
+        stop.set()
+        sampler.join()
+    seconds = time.monotonic() - started
+    peak = max([*samples, memory_kib(pid)["VmHWM"] if peak_reset else 0])
+    return {
+        "rows": lines,
+        "mib": size / (1 << 20),
+        "seconds": seconds,
+        "idle_mib": idle / 1024,
+        "peak_mib": peak / 1024,
+        "samples": len(samples),
+    }
+
+
+# -- the runs -------------------------------------------------------------------------------
+
+
+def create_pat(hub: Hub) -> str:
+    response = admin_session(hub).api(
+        "POST",
+        "tokens",
+        {"name": "bench-annotations", "scopes": ["annotations:read", "annotations:write"]},
+    )
+    if response.status_code != 201:
+        raise RuntimeError(f"creating a token failed: {response.status_code} {response.text}")
+    return response.json()["token"]
+
+
+def run_backend(hub: Hub, backend: str, results: dict, notes: dict) -> None:
+    pid = hub.proc.pid
+    pat = create_pat(hub)
+    auth = {"Authorization": f"Bearer {pat}"}
+    store = Store(hub.db_url)
+    try:
+        seed_owners(store)
+        rows, _ = seed(store, SMALL)
+        progress(f"[{backend}] {rows:,} annotations in the project")
+        one = f"{API}/items/one/annotations/{ADMIN}"
+        response = requests.put(f"{hub.url}{one}", data=BODY, headers=auth, timeout=30)
+        if response.status_code != 201:
+            raise RuntimeError(f"PUT {one}: {response.status_code} {response.text}")
+        item = f"{API}/items/{ITEM}/annotations"
+        listed = requests.get(f"{hub.url}{item}", headers=auth, timeout=30).json()["items"]
+        if len(listed) != OWNERS:
+            raise RuntimeError(f"{item} listed {len(listed)} annotations, not {OWNERS}")
+        put = PUT_SCRIPT % {"body": BODY, "api": API, "slots": PUT_SLOTS, "owner": ADMIN}
+
+        def measure(key: str, path: str, script: str | None = None) -> None:
+            progress(f"[{backend}] measuring {key} ...")
+            url = f"{hub.url}{path}"
+            if script is None:
+                result = wrk(url, auth if key != "bare" else {}, DURATION, WARMUP, cpu_pid=pid)
+            else:
+                result = wrk_script(url, auth, script, pid)
+            results[(backend, key)] = result
+
+        measure("bare", "/hub/bench/bare")
+        measure("put", "/", put)
+        measure("get", one)
+        measure("item-1k", item)
+        rows, seconds = seed(store, BIG)
+        notes[backend] = {"rows": rows, "seed_seconds": seconds}
+        progress(f"[{backend}] {rows:,} annotations in the project (seeded in {seconds:.0f}s)")
+        measure("item-1M", item)
+        measure("get-1M", one)
+        measure("put-1M", "/", put)
+        progress(f"[{backend}] exporting the project as NDJSON ...")
+        notes[backend]["export"] = export(hub, auth)
+    finally:
+        store.dispose()
+
+
+def run_sqlite(results: dict, notes: dict) -> None:
+    hub = start_hub()
+    try:
+        run_backend(hub, "SQLite", results, notes)
+    finally:
+        hub.stop()
+    shutil.rmtree(hub.folder)  # only after a good run: a failed one keeps its hub log
+
+
+def postgres_admin() -> sa.Engine | None:
+    engine = sa.create_engine(
+        PG_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+    )
+    try:
+        with engine.connect():
+            return engine
+    except sa.exc.OperationalError as e:
+        print(f"\nPostgreSQL is not reachable at {PG_URL}; skipping it: {e.orig}")
+        engine.dispose()
+        return None
+
+
+def run_postgres(results: dict, notes: dict) -> None:
+    admin = postgres_admin()
+    if admin is None:
+        return
+    name = f"annotations_bench_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        url = sa.engine.make_url(PG_URL).set(database=name).render_as_string(False)
+        hub = start_hub(url)
+        try:
+            run_backend(hub, "PostgreSQL", results, notes)
+        finally:
+            hub.stop()
+        shutil.rmtree(hub.folder)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def report(results: dict, notes: dict) -> None:
+    print(f"\nwrk -t{THREADS} -c{CONNECTIONS} -d{DURATION}s after a {WARMUP}s warm-up\n")
+    print(
+        "| backend | target | req/s | p50 ms | p99 ms | hub CPU µs/req | req/s vs bare |\n"
+        "|---|---|---|---|---|---|---|"
+    )
+    for (backend, key), r in results.items():
+        bare = results[(backend, "bare")]
+        cpu = f"{r['cpu_us']:.0f}" if "cpu_us" in r else "-"
+        label = LABELS[key]
+        if key.endswith("1M") and notes.get(backend, {}).get("rows", BIG) < BIG:
+            label = label.replace("1M", f"{notes[backend]['rows']:,}")
+        print(
+            f"| {backend} | {label} | {r['rps']:.0f} | {r['p50']:.1f} | {r['p99']:.1f} | "
+            f"{cpu} | {r['rps'] / bare['rps']:.2f}x |"
+        )
+    print()
+    for backend in dict.fromkeys(b for b, _ in results):
+        for label, num, den, least in TARGETS:
+            n, m = results.get((backend, num)), results.get((backend, den))
+            if n is None or m is None:
+                continue
+            ratio = n["rps"] / m["rps"]
+            verdict = "met" if ratio >= least else "MISSED"
+            line = f"[{backend}] {label}: {ratio:.2f}x req/s (target >= {least}x: {verdict})"
+            if "cpu_us" in n and "cpu_us" in m:
+                line += f"; by hub CPU per request {m['cpu_us'] / n['cpu_us']:.2f}x"
+            print(line)
+    print()
+    for backend, note in notes.items():
+        e = note.get("export")
+        print(f"[{backend}] seeded to {note['rows']:,} annotations in {note['seed_seconds']:.0f}s")
+        if e:
+            print(
+                f"[{backend}] NDJSON export: {e['rows']:,} lines, {e['mib']:.0f} MiB in "
+                f"{e['seconds']:.1f}s ({e['rows'] / e['seconds']:,.0f} rows/s); hub RSS idle "
+                f"{e['idle_mib']:.0f} MiB, peak during the export {e['peak_mib']:.0f} MiB "
+                f"(+{e['peak_mib'] - e['idle_mib']:.0f} MiB, {e['samples']} samples)"
+            )
+
+
+def main() -> int:
+    results: dict[tuple[str, str], dict[str, float]] = {}
+    notes: dict[str, dict] = {}
+    run_sqlite(results, notes)
+    run_postgres(results, notes)
+    report(results, notes)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

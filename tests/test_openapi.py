@@ -1,0 +1,309 @@
+"""The OpenAPI document (``share/openapi.yaml``): valid, complete, served, and true.
+
+- It is a valid OpenAPI document, and it names exactly the API routes and verbs of
+  `default_handlers` (no more, no fewer).
+- ``GET /hub/annotations/api/openapi.json`` serves it, to anyone.
+- Schemathesis fuzzes a real hub from it (SQLite and PostgreSQL) with a hub admin's
+  token that holds every scope, over every operation, and fails on any 5xx, any status
+  the document does not list for the operation, any body or header that does not match
+  the document, and any traceback in the hub log.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+
+import pytest
+import requests
+import schemathesis
+import sqlalchemy as sa
+import yaml
+from openapi_spec_validator import validate
+
+from authenticator.paths import share_dir
+from authenticator.permissions import SCOPES
+from authenticator.usernames import normalize
+from handlers import default_handlers
+from handlers.base import APINotFound, implemented_verbs
+from tests.conftest import PG_URL, PROXY, require
+from tests.hub import REPO, Browser, Hub
+from tests.test_e2e_accounts import give_password, logged_in_admin
+
+DOCUMENT = share_dir() / "openapi.yaml"
+API_PREFIX = "/annotations/api"
+SERVER = "/hub/annotations/api"
+METHODS = ("get", "head", "post", "put", "patch", "delete", "options", "trace")
+
+
+def load() -> dict:
+    return yaml.safe_load(DOCUMENT.read_text(encoding="utf-8"))
+
+
+def openapi_path(pattern: str) -> str:
+    """``/annotations/api/users/(?P<name>[^/]+)`` -> ``/users/{name}``."""
+    return re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern.removeprefix(API_PREFIX))
+
+
+def api_routes() -> set[tuple[str, str]]:
+    return {
+        (openapi_path(pattern), verb)
+        for pattern, handler in default_handlers
+        if pattern.startswith(f"{API_PREFIX}/") and handler is not APINotFound
+        for verb in implemented_verbs(handler)
+    }
+
+
+def documented_operations(document: dict) -> set[tuple[str, str]]:
+    return {
+        (path, verb) for path, item in document["paths"].items() for verb in item if verb in METHODS
+    }
+
+
+# -- the document itself ---------------------------------------------------------------
+
+
+def test_the_document_is_valid_openapi():
+    document = load()
+    validate(document)
+    assert document["openapi"].startswith("3.")
+    assert document["servers"][0]["url"] == SERVER
+
+
+def test_every_route_is_documented_and_every_documented_path_is_a_route():
+    routes, documented = api_routes(), documented_operations(load())
+    assert routes, "no API routes found"
+    assert routes - documented == set(), "routes missing from share/openapi.yaml"
+    assert documented - routes == set(), "operations in share/openapi.yaml that are no route"
+
+
+def test_path_parameters_match_the_route_groups():
+    document = load()
+    for path, item in document["paths"].items():
+        names = set(re.findall(r"{(\w+)}", path))
+        for verb in (v for v in item if v in METHODS):
+            params = [*item.get("parameters", []), *item[verb].get("parameters", [])]
+            declared = {
+                resolve(document, p)["name"] for p in params if resolve(document, p)["in"] == "path"
+            }
+            assert declared == names, f"{verb.upper()} {path}"
+
+
+def test_every_operation_documents_its_errors():
+    """401 everywhere but the public document; every body can be refused as too large."""
+    document = load()
+    for path, item in document["paths"].items():
+        for verb in (v for v in item if v in METHODS):
+            operation = item[verb]
+            statuses = set(operation["responses"])
+            assert "401" in statuses, f"{verb.upper()} {path}"
+            assert any(s.startswith("2") for s in statuses), f"{verb.upper()} {path}"
+            if "requestBody" in operation:
+                assert {"400", "413"} <= statuses, f"{verb.upper()} {path}"
+                body = resolve(
+                    document, operation["requestBody"]["content"]["application/json"]["schema"]
+                )
+                assert body.get("additionalProperties") is False, f"{verb.upper()} {path}"
+            if path != "/openapi.json":
+                assert operation.get("security", document["security"]), f"{verb.upper()} {path}"
+
+
+def resolve(document: dict, node: dict) -> dict:
+    """``node``, or what its local ``$ref`` points at."""
+    while "$ref" in node:
+        ref = node["$ref"]
+        assert ref.startswith("#/"), ref
+        node = document
+        for key in ref[2:].split("/"):
+            node = node[key.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+# -- served by the hub -----------------------------------------------------------------
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_hub_serves_the_document_to_anyone(hub):
+    answer = requests.get(f"{hub.url}{SERVER}/openapi.json", timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["Content-Type"].startswith("application/json")
+    assert answer.json() == load()
+    # No redirect, no cookie needed; a bad credential is still refused like elsewhere.
+    bad = requests.get(
+        f"{hub.url}{SERVER}/openapi.json", headers={"Authorization": "Bearer nope"}, timeout=30
+    )
+    assert bad.status_code == 401 and bad.json()["error"]["status"] == 401
+
+
+# -- fuzzing a real hub from the document ----------------------------------------------
+
+# Generated requests per operation and phase: with the coverage phase (boundary values
+# of every parameter and body field, and undeclared methods) this comes to well over
+# 1,000 requests per run; `test_fuzz` asserts that floor.
+MAX_EXAMPLES = 40
+MIN_REQUESTS = 1000
+SEED = 20240606
+FUZZ_TOKEN = "fuzz"
+ADMIN = "admin"
+# Values the generator mixes in, so requests reach existing projects, accounts, items
+# and annotations instead of 404 every time. Never the fuzzing admin's own name for
+# `users/{name}`: see `self_destructive`.
+DICTIONARIES = {
+    "slugs": ["demo", "birds"],
+    "names": ["alice", "bob", "carol", "svc:bot"],
+    "items": ["img1", "img2"],
+    "owners": [ADMIN, "alice"],
+    "new_slugs": ["birds", "fish"],
+    "new_names": ["dave", "svc:crawler", "carol"],
+    "projects": ["demo", "birds"],
+}
+BINDINGS = {
+    "path.slug": "slugs",
+    "path.name": "names",
+    "path.item": "items",
+    "path.owner": "owners",
+    "query.item": "items",
+    "query.owner": "owners",
+    "body.slug": "new_slugs",
+    "body.name": "new_names",
+    "body.projects[*]": "projects",
+    "body.annotations[*].item": "items",
+    "body.annotations[*].owner": "owners",
+}
+
+
+@dataclass
+class FuzzTarget:
+    hub: object
+    token: str
+    token_id: int
+    requests: int = 0
+    skipped: list[str] = field(default_factory=list)
+    operations: set[str] = field(default_factory=set)
+    log_offset: int = 0
+
+    def new_log(self) -> str:
+        """What the hub logged since the last call."""
+        text = self.hub.log()
+        new, self.log_offset = text[self.log_offset :], len(text)
+        return new
+
+
+def seed(hub) -> FuzzTarget:
+    """Accounts, projects, members and annotations for the requests to find, and the
+    fuzzing token: the first admin's, with every scope."""
+    admin = logged_in_admin(hub)
+    give_password(hub, admin, "alice", "alice passphrase 123")
+    for body in ({"name": "carol"}, {"name": "svc:bot"}):
+        assert admin.api("POST", "users", body).status_code == 201
+    assert admin.api("POST", "projects", {"slug": "birds"}).status_code == 201
+    assert admin.api("PUT", "projects/birds/members/carol", {"role": "annotator"}).ok
+    assert admin.api("PUT", "projects/birds/members/svc:bot", {"role": "annotator"}).ok
+    for slug in ("demo", "birds"):
+        answer = admin.api("PUT", f"projects/{slug}/items/img1/annotations/{ADMIN}", {"data": 1})
+        assert answer.status_code == 201, answer.text
+    alice = Browser(hub)
+    alice.login("alice", "alice passphrase 123")
+    assert alice.api("PUT", "projects/demo/items/img1/annotations/alice", {"data": [1]}).ok
+    created = admin.api("POST", "tokens", {"name": FUZZ_TOKEN, "scopes": list(SCOPES)})
+    assert created.status_code == 201, created.text
+    return FuzzTarget(hub, created.json()["token"], created.json()["id"])
+
+
+CONFIG = schemathesis.Config.from_dict(
+    {
+        "seed": SEED,
+        "generation": {
+            "mode": "all",  # valid and invalid requests
+            "max-examples": MAX_EXAMPLES,
+            "deterministic": True,
+            "database": "none",
+            # The fuzzing token is the credential: no generated Authorization headers.
+            "with-security-parameters": False,
+        },
+        "dictionaries": {name: {"values": values} for name, values in DICTIONARIES.items()},
+        "parameters": {
+            key: {"dictionary": name, "probability": 0.7} for key, name in BINDINGS.items()
+        },
+        "phases": {"stateful": {"enabled": False}},
+    }
+)
+# DELETE tokens/current revokes the fuzzing token itself: it is not in the random run,
+# `test_revoke_current_token_as_documented` covers it with targeted requests instead.
+schema = schemathesis.openapi.from_path(DOCUMENT, config=CONFIG).exclude(
+    method="DELETE", path="/tokens/current"
+)
+FUZZED = {op.ok().label for op in schema.get_all_operations()}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def fuzz_target(request, tmp_path_factory):
+    """One hub per backend for every operation's fuzz test, seeded, with the fuzzing
+    token; at the end, the floor on requests and the hub log's tracebacks are checked."""
+    require(PROXY.exists(), f"configurable-http-proxy is not installed at {PROXY} (npm ci)")
+    folder = tmp_path_factory.mktemp(f"fuzz-{request.param}")
+    if request.param == "sqlite":
+        db_url = f"sqlite:///{folder / 'annotations.sqlite'}"
+    else:
+        db_url = fresh_pg_database(request.getfixturevalue("pg_admin"))
+    hub = Hub(folder, db_url).start()
+    try:
+        target = seed(hub)
+        yield target
+    finally:
+        hub.stop()
+        logs = REPO / "tests" / "artifacts" / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        (logs / f"test_fuzz-{request.param}.log").write_text(hub.log())
+    print(
+        f"\nfuzz[{request.param}]: {target.requests} requests over {len(target.operations)} "
+        f"operations; {len(target.skipped)} self-destructive ones not sent"
+    )
+    assert "Traceback" not in hub.log(), "a traceback in the hub log (see the artifact)"
+    if target.operations == FUZZED:  # a full run, not a selection of operations
+        assert target.requests >= MIN_REQUESTS, target.requests
+
+
+def fresh_pg_database(pg_admin) -> str:
+    engine, created = pg_admin
+    name = f"annotations_test_{uuid.uuid4().hex[:12]}"
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    created.append(name)
+    return str(sa.engine.make_url(PG_URL).set(database=name).render_as_string(False))
+
+
+def self_destructive(case, target: FuzzTarget) -> str | None:
+    """Why a generated request would take the fuzzing credential away, if it would:
+    revoking the fuzzing token by id, deactivating, demoting or deleting the fuzzing
+    admin. Those requests are not sent; the document covers them truthfully, and
+    test_e2e_tokens and test_user_admin exercise them."""
+    path, method = case.operation.path, case.method.upper()
+    params = case.path_parameters or {}
+    if path == "/tokens/{token_id}" and method == "DELETE":
+        value = str(params.get("token_id", ""))
+        if value.isascii() and value.isdigit() and int(value) == target.token_id:
+            return f"DELETE tokens/{value}: the fuzzing token"
+    if path == "/users/{name}" and method in ("PATCH", "DELETE"):
+        if normalize(str(params.get("name", ""))) == ADMIN:
+            return f"{method} users/{params['name']}: the fuzzing admin"
+    return None
+
+
+@pytest.mark.e2e
+@schema.parametrize()
+def test_fuzz(case, fuzz_target):
+    fuzz_target.operations.add(case.operation.label)
+    reason = self_destructive(case, fuzz_target)
+    if reason is not None:
+        fuzz_target.skipped.append(reason)
+        return
+    fuzz_target.requests += 1
+    case.call_and_validate(
+        base_url=f"{fuzz_target.hub.url}{SERVER}",
+        headers={"Authorization": f"Bearer {fuzz_target.token}"},
+    )
+    new = fuzz_target.new_log()
+    assert "Traceback" not in new, f"{case.method} {case.formatted_path}:\n{new[-3000:]}"
