@@ -25,6 +25,7 @@ from . import passwords, usernames
 from .access_cache import AccessCache
 from .accounts import Accounts
 from .annotations import Annotations
+from .audit import Audit
 from .errors import Conflict, Forbidden, InvalidInput, LockedOut
 from .links import LinkSigner, load_or_create_secret
 from .lockout import LockoutPolicy
@@ -312,6 +313,10 @@ class AnnotationAuthenticator(Authenticator):
         )
 
     @cached_property
+    def audit(self) -> Audit:
+        return Audit(self.store, self.log)
+
+    @cached_property
     def annotations(self) -> Annotations:
         return Annotations(
             self.store,
@@ -356,7 +361,10 @@ class AnnotationAuthenticator(Authenticator):
         except InvalidInput as e:
             self.log.critical("first_admin_password is not usable: %s", e.message)
             raise SystemExit(1) from None
+        if first is not None:
+            self.audit.record("user.create", None, first.name, admin=True, reason="first run")
         if first is not None and first.link_token:
+            self.audit.record("link.issue", None, first.name, purpose="setup")
             self.log.warning(
                 "\n\n    First run: set the password of the admin %r at this one-time URL"
                 " (valid %g hours):\n\n    %s\n",
@@ -410,20 +418,23 @@ class AnnotationAuthenticator(Authenticator):
         if not self.validate_username(name):
             # Still one Argon2 verification, so a malformed name is not faster.
             await self.run_hashing(passwords.verify_password, None, password)
+            # Not the name itself: a malformed "name" is often a password typed too early.
+            self.audit.record("login.failure", None, None, address, reason="malformed name")
             return None
         try:
             account = await self.run_hashing(self.accounts.login, name, password, address)
         except LockedOut as e:
-            self.log.warning("Login refused for %r from %s: locked out", name, address)
+            self.audit.record("login.locked", name, name, address)
             error = web.HTTPError(429, e.message)
             error.headers = {"Retry-After": str(e.retry_after)}
             raise error from None
         except Forbidden as e:
-            self.log.warning("Login refused for %r from %s: deactivated", name, address)
+            self.audit.record("login.deactivated", name, name, address)
             raise web.HTTPError(403, e.message) from None
         if account is None:
-            self.log.warning("Failed login for %r from %s", name, address)
+            self.audit.record("login.failure", name, name, address)
             return None
+        self.audit.record("login.success", name, name, address)
         return {"name": name, "admin": self.accounts.is_admin(account)}
 
     def check_allowed(self, username: str, authentication: dict | None = None) -> bool:
@@ -457,14 +468,17 @@ class AnnotationAuthenticator(Authenticator):
         self.tokens.revoke_named(user.name, name)
         account = self.accounts.get(user.name)
         owner = Principal(name=account.name, admin=self.accounts.is_admin(account))
-        plaintext, _ = self.tokens.create(owner, name, scopes=self.inject_token_scopes)
+        plaintext, view = self.tokens.create(owner, name, scopes=self.inject_token_scopes)
+        self.audit.record("token.create", user.name, user.name, id=view.id, name=name)
         spawner.environment["ANNOTATIONS_TOKEN"] = plaintext
         spawner.environment["ANNOTATIONS_API_URL"] = f"{spawner.hub.url}annotations/api/"
 
     def post_spawn_stop(self, user, spawner) -> None:
         """Revoke the server's token: it lives exactly as long as the server."""
         if self.inject_token_scopes:
-            self.tokens.revoke_named(user.name, self._server_token_name(spawner))
+            name = self._server_token_name(spawner)
+            if self.tokens.revoke_named(user.name, name):
+                self.audit.record("token.revoke", user.name, user.name, name=name)
 
     # -- the hub's user lifecycle ---------------------------------------------------
 
@@ -476,7 +490,7 @@ class AnnotationAuthenticator(Authenticator):
         """
         super().add_user(user)
         if self.accounts.ensure(user.name):
-            self.log.info("Created account %r (no password yet)", user.name)
+            self.audit.record("user.create", None, user.name, reason="added to the hub")
 
     def delete_user(self, user) -> None:
         """Called when the hub deletes a user: their account and memberships go too.
@@ -487,6 +501,6 @@ class AnnotationAuthenticator(Authenticator):
             deleted = self.accounts.delete(user.name)
         except Conflict as e:
             raise web.HTTPError(409, e.message) from None
-        if deleted:
-            self.log.info("Deleted account %r", user.name)
+        if deleted:  # from JupyterHub's admin page or API (ours deletes the account first)
+            self.audit.record("user.delete", None, user.name, reason="deleted from the hub")
         super().delete_user(user)

@@ -7,6 +7,7 @@ from .annotations import (
     ProjectAnnotationsHandler,
 )
 from .api import (
+    AuditHandler,
     CurrentTokenHandler,
     MeHandler,
     MemberHandler,
@@ -21,7 +22,7 @@ from .api import (
 )
 from .base import APINotFound
 from .openapi import OpenAPIHandler
-from .pages import ProjectPage, ProjectsPage, TokensPage, UsersPage
+from .pages import AuditPage, ProjectPage, ProjectsPage, TokensPage, UsersPage
 from .passwords import ChangePasswordHandler, SetPasswordHandler
 
 PREFIX = "/annotations"
@@ -39,6 +40,7 @@ default_handlers = [
     (f"{PREFIX}/projects", ProjectsPage),
     (f"{PREFIX}/projects/{SLUG}", ProjectPage),
     (f"{PREFIX}/tokens", TokensPage),
+    (f"{PREFIX}/audit", AuditPage),
     (f"{API}/me", MeHandler),
     (f"{API}/users", UsersHandler),
     (f"{API}/users/{NAME}", UserHandler),
@@ -51,6 +53,7 @@ default_handlers = [
     (f"{API}/projects/{SLUG}/annotations/import", AnnotationImportHandler),
     (f"{API}/projects/{SLUG}/items/{ITEM}/annotations", ItemAnnotationsHandler),
     (f"{API}/projects/{SLUG}/items/{ITEM}/annotations/{OWNER}", OwnerAnnotationHandler),
+    (f"{API}/audit", AuditHandler),
     (f"{API}/tokens", TokensHandler),
     (f"{API}/tokens/current", CurrentTokenHandler),
     (f"{API}/tokens/(?P<token_id>[0-9]{{1,9}})", TokenHandler),

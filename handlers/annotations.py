@@ -12,6 +12,7 @@ from itertools import chain
 
 from authenticator.annotations import PAGE_SIZE, AnnotationView, Page
 from authenticator.errors import InvalidInput
+from authenticator.metrics import ANNOTATION_WRITES
 from authenticator.permissions import ANNOTATIONS_READ, ANNOTATIONS_WRITE
 from authenticator.usernames import normalize
 
@@ -55,7 +56,7 @@ class AnnotationAPIHandler(APIHandler):
 
     def limit_argument(self) -> int:
         value = self.get_argument("limit", str(PAGE_SIZE))
-        if not value.isdigit():
+        if not (value.isascii() and value.isdigit()):  # int() refuses "²"
             raise InvalidInput("'limit' must be a whole number.")
         return int(value)
 
@@ -155,6 +156,7 @@ class OwnerAnnotationHandler(AnnotationAPIHandler):
             if_match=if_match(self.request.headers.get("If-Match")),
             create_only=create_only(self.request.headers.get("If-None-Match")),
         )
+        ANNOTATION_WRITES.labels("put").inc()
         self.write_view(view, status=201 if created else 200)
 
     @requires(ANNOTATIONS_WRITE)
@@ -170,6 +172,7 @@ class OwnerAnnotationHandler(AnnotationAPIHandler):
         self.log.info(
             "%s deleted %r's annotation on %r in %r", self.principal.name, owner, item, slug
         )
+        ANNOTATION_WRITES.labels("delete").inc()
         self.set_header("ETag", f'"{version}"')
         self.set_status(204)
         self.finish()
@@ -188,6 +191,7 @@ class AnnotationImportHandler(AnnotationAPIHandler):
         result = self.annotations.import_batch(
             slug, body["annotations"], self.principal.name, self.project_role
         )
+        ANNOTATION_WRITES.labels("import").inc(result.created + result.updated)
         self.log.info(
             "%s imported %d annotations into %r",
             self.principal.name,

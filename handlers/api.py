@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from jupyterhub.utils import maybe_future
 from tornado import web
 
@@ -80,7 +82,9 @@ class UsersHandler(UserAPIHandler):
         body = self.json_object({"name": str, "admin": bool}, required=("name",))
         account = self.accounts.create(normalize(body["name"]), admin=body.get("admin", False))
         token = self.accounts.issue_link(account.name, "invite") if account.kind == "user" else None
-        self.log.info("%s created account %r", self.principal.name, account.name)
+        self.audit("user.create", account.name, kind=account.kind, admin=account.admin)
+        if token is not None:
+            self.audit("link.issue", account.name, purpose="invite")
         payload = self.user_json(account, token)
         payload.setdefault("link", None)  # service accounts: no password, no link
         self.write_json(payload, status=201)
@@ -97,24 +101,23 @@ class UserHandler(UserAPIHandler):
     def patch(self, name: str) -> None:
         body = self.json_object({"admin": bool, "active": bool})
         account = self.accounts.update(name, **body)
-        self.log.info("%s changed account %r: %s", self.principal.name, name, body)
+        self.audit("user.update", name, **body)
         self.write_json(self.user_json(account))
 
     @requires(USERS_MANAGE)
     async def delete(self, name: str) -> None:
         self.require_account(name)
         user = self.find_user(name)
-        if user is None:
-            self.accounts.delete(name)
-        else:
+        if user is not None and (user.spawner._stop_pending or user.running):
+            raise web.HTTPError(409, f"Stop {name!r}'s server first, then delete them.")
+        self.accounts.delete(name)  # refused (409) for a last admin; the hub user stays
+        if user is not None:
             # As JupyterHub's own DELETE /hub/api/users/{name} does, so the hub does not
             # re-create the account for a hub user left behind at its next start.
-            if user.spawner._stop_pending or user.running:
-                raise web.HTTPError(409, f"Stop {name!r}'s server first, then delete them.")
             await maybe_future(self.authenticator.delete_user(user))
             await user.delete_spawners()
             self.users.delete(user)
-        self.log.info("%s deleted account %r", self.principal.name, name)
+        self.audit("user.delete", name)
         self.set_status(204)
         self.finish()
 
@@ -125,7 +128,7 @@ class UserLinkHandler(UserAPIHandler):
     @requires(USERS_MANAGE)
     def post(self, name: str) -> None:
         token = self.accounts.invite_or_reset_link(name)
-        self.log.info("%s issued a link for %r", self.principal.name, name)
+        self.audit("link.issue", name)
         self.write_json(self.user_json(self.require_account(name), token), status=201)
 
 
@@ -142,7 +145,7 @@ class ProjectsHandler(APIHandler):
         body = self.json_object({"slug": str, **SETTING_TYPES}, required=("slug",))
         slug = body.pop("slug")
         view = self.projects.create(slug, body, creator=self.principal.name)
-        self.log.info("%s created project %r", self.principal.name, slug)
+        self.audit("project.create", slug, **body)
         self.write_json(view.as_json(), status=201)
 
 
@@ -157,13 +160,13 @@ class ProjectHandler(APIHandler):
     def patch(self, slug: str) -> None:
         body = self.json_object(SETTING_TYPES)
         view = self.projects.update(slug, body, self.project_role)
-        self.log.info("%s changed project %r: %s", self.principal.name, slug, sorted(body))
+        self.audit("project.update", slug, **body)
         self.write_json(view.as_json())
 
     @requires(PROJECT_DELETE)
     def delete(self, slug: str) -> None:
         self.projects.delete(slug)
-        self.log.info("%s deleted project %r", self.principal.name, slug)
+        self.audit("project.delete", slug)
         self.set_status(204)
         self.finish()
 
@@ -191,14 +194,14 @@ class MemberHandler(APIHandler):
     def put(self, slug: str, name: str) -> None:
         role = self.json_object({"role": str}, required=("role",))["role"]
         created = self.projects.set_member(slug, name, role, granter_role=self.project_role)
-        self.log.info("%s set %r to %s in %r", self.principal.name, name, role, slug)
+        self.audit("member.set", name, project=slug, role=role)
         member = next(m for m in self.projects.members(slug) if m.name == name)
         self.write_json(member.as_json(), status=201 if created else 200)
 
     @requires(PROJECT_MANAGE)
     def delete(self, slug: str, name: str) -> None:
         self.projects.remove_member(slug, name)
-        self.log.info("%s removed %r from %r", self.principal.name, name, slug)
+        self.audit("member.remove", name, project=slug)
         self.set_status(204)
         self.finish()
 
@@ -231,7 +234,7 @@ class TokensHandler(APIHandler):
             expires_in_days=body.get("expires_in_days"),
             via=self.principal,
         )
-        self.log.info("%s created token %d %r", self.principal.name, view.id, view.name)
+        self.audit("token.create", view.owner, id=view.id, name=view.name, scopes=view.scopes)
         self.write_json({**view.as_json(), "token": plaintext}, status=201)
 
 
@@ -241,7 +244,7 @@ class TokenHandler(APIHandler):
     @requires(TOKENS_MANAGE)
     def delete(self, token_id: str) -> None:
         self.authenticator.tokens.revoke(int(token_id), self.principal)
-        self.log.info("%s revoked token %s", self.principal.name, token_id)
+        self.audit("token.revoke", None, id=int(token_id))
         self.set_status(204)
         self.finish()
 
@@ -254,6 +257,34 @@ class CurrentTokenHandler(APIHandler):
         if self.principal.token_id is None:
             raise InvalidInput("This request uses a browser session, not a token.")
         self.authenticator.tokens.revoke(self.principal.token_id, self.principal)
-        self.log.info("%s revoked their current token", self.principal.name)
+        self.audit("token.revoke", self.principal.name, id=self.principal.token_id)
         self.set_status(204)
         self.finish()
+
+
+class AuditHandler(APIHandler):
+    """``GET audit``: security events, newest first, for hub admins."""
+
+    @requires(USERS_MANAGE)
+    def get(self) -> None:
+        events, cursor = self.authenticator.audit.page(**audit_filters(self))
+        self.write_json({"items": [e.as_json() for e in events], "next": cursor})
+
+
+def audit_filters(handler) -> dict:
+    """The audit filters of a request's query (shared by the API and the page)."""
+    since = handler.get_argument("since", None)
+    limit = handler.get_argument("limit", "100")
+    if not limit.isdigit():
+        raise InvalidInput("'limit' must be a whole number.")
+    filters = {
+        key: handler.get_argument(key, None) or None
+        for key in ("actor", "action", "target", "cursor")
+    }
+    try:
+        filters["since"] = datetime.fromisoformat(since) if since else None
+    except ValueError:
+        raise InvalidInput("'since' must be an ISO 8601 time, like 2026-11-25T09:00:00Z.") from None
+    if filters["since"] is not None and filters["since"].tzinfo is None:
+        filters["since"] = filters["since"].replace(tzinfo=UTC)
+    return {**filters, "limit": int(limit)}

@@ -19,6 +19,12 @@ from tornado import web
 from tornado.httputil import url_concat
 
 from authenticator.errors import AnnotationError, InvalidInput, Unauthenticated
+from authenticator.metrics import (
+    CONFLICTS,
+    REQUEST_SECONDS,
+    TOKEN_AUTHENTICATIONS,
+    route_family,
+)
 from authenticator.permissions import (
     PROJECT_PERMISSIONS,
     Principal,
@@ -124,7 +130,12 @@ class AnnotationHandler(BaseHandler):
         else:
             # A token request skips the hub's cookie and XSRF work entirely.
             self._jupyterhub_user = None
-            self.principal = self.authenticator.tokens.authenticate(bearer_token(header))
+            try:
+                self.principal = self.authenticator.tokens.authenticate(bearer_token(header))
+            except Unauthenticated:
+                TOKEN_AUTHENTICATIONS.labels("refused").inc()
+                raise
+            TOKEN_AUTHENTICATIONS.labels("accepted").inc()
         if verb not in _verbs_of(type(self)):
             raise web.HTTPError(405)
         permission = declared_permission(type(self), verb)
@@ -154,6 +165,23 @@ class AnnotationHandler(BaseHandler):
 
     def refuse_anonymous(self) -> None:
         raise NotImplementedError
+
+    def on_finish(self) -> None:
+        super().on_finish()
+        status = self.get_status()
+        family = route_family(self.request.path)
+        REQUEST_SECONDS.labels(family, self.request.method, status).observe(
+            self.request.request_time()
+        )
+        if status == 412:
+            CONFLICTS.inc()
+
+    def audit(self, action: str, target: str | None = None, **details: object) -> None:
+        """Record a security event done by this request's principal (and log it)."""
+        actor = self.principal.name if self.principal is not None else None
+        self.authenticator.audit.record(
+            action, actor, target=target, address=self.request.remote_ip, **details
+        )
 
     def hub_url(self) -> str:
         """The hub prefix as the caller reached it (for links to hand over)."""
@@ -231,6 +259,9 @@ class APIHandler(AnnotationHandler):
                 self.set_header(key, value)
         elif status_code >= 500:
             message = "Internal server error; the hub log has the details."
+        if status_code == 405:
+            # RFC 9110: a 405 names the methods the address does answer.
+            self.set_header("Allow", ", ".join(v.upper() for v in implemented_verbs(type(self))))
         self.set_header("Content-Type", "application/json; charset=utf-8")
         body = {"error": {"status": status_code, "message": message}}
         self.finish(json.dumps({**body, **(kwargs.get("details") or {})}, default=str))

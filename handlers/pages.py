@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from tornado.httputil import url_concat
+
+from authenticator.audit import ACTIONS
 from authenticator.errors import AnnotationError, InvalidInput
 from authenticator.permissions import (
     AUTHENTICATED,
@@ -19,6 +22,7 @@ from authenticator.projects import SETTINGS
 from authenticator.tokens import DEFAULT_SCOPES
 from authenticator.usernames import SERVICE_PREFIX, normalize
 
+from .api import audit_filters
 from .base import PageHandler, requires
 
 
@@ -47,12 +51,10 @@ class UsersPage(PageHandler):
             "create": lambda: self.create(name, admin=bool(self.get_body_argument("admin", ""))),
             "create-service": lambda: self.create(SERVICE_PREFIX + name, admin=False),
             "link": lambda: (f"New one-time link for {name}:", self.link(name)),
-            "deactivate": lambda: self.change(self.accounts.set_active, name, False, "deactivated"),
-            "activate": lambda: self.change(self.accounts.set_active, name, True, "reactivated"),
-            "grant-admin": lambda: self.change(self.accounts.set_admin, name, True, "made admin"),
-            "revoke-admin": lambda: self.change(
-                self.accounts.set_admin, name, False, "no longer admin"
-            ),
+            "deactivate": lambda: self.change("active", name, False, "deactivated"),
+            "activate": lambda: self.change("active", name, True, "reactivated"),
+            "grant-admin": lambda: self.change("admin", name, True, "made admin"),
+            "revoke-admin": lambda: self.change("admin", name, False, "no longer admin"),
         }
         try:
             if action not in actions:
@@ -61,21 +63,23 @@ class UsersPage(PageHandler):
         except AnnotationError as e:
             await self.show(status=e.status, error=e.message)
             return
-        self.log.info("%s on users page: %s %r", self.principal.name, action, name)
         await self.show(message=message, link=link)
 
     def create(self, name: str, admin: bool) -> tuple[str, str | None]:
         account = self.accounts.create(name, admin=admin)
+        self.audit("user.create", name, kind=account.kind, admin=admin)
         if account.kind == "service":
             return f"Created service account {name}. It logs in with tokens only.", None
         return f"Created {name}. Hand over this one-time invitation link:", self.link(name)
 
     def link(self, name: str) -> str:
         token = self.accounts.invite_or_reset_link(name)
+        self.audit("link.issue", name)
         return self.authenticator.link_url(token, self.hub_url())
 
-    def change(self, setter: Callable, name: str, value: bool, done: str) -> tuple[str, None]:
-        setter(name, value)
+    def change(self, field: str, name: str, value: bool, done: str) -> tuple[str, None]:
+        self.accounts.update(name, **{field: value})
+        self.audit("user.update", name, **{field: value})
         return f"{name}: {done}.", None
 
     async def show(self, status: int = 200, **ns) -> None:
@@ -98,12 +102,13 @@ class ProjectsPage(ProjectFormMixin, PageHandler):
     @requires(PROJECTS_CREATE)
     async def post(self) -> None:
         slug = self.get_body_argument("slug", "").strip()
+        settings = self.settings_form()
         try:
-            self.projects.create(slug, self.settings_form(), creator=self.principal.name)
+            self.projects.create(slug, settings, creator=self.principal.name)
         except AnnotationError as e:
             await self.show(status=e.status, error=e.message)
             return
-        self.log.info("%s created project %r", self.principal.name, slug)
+        self.audit("project.create", slug, **settings)
         self.redirect(f"{self.hub.base_url}annotations/projects/{slug}", status=303)
 
     async def show(self, status: int = 200, **ns) -> None:
@@ -133,20 +138,22 @@ class ProjectPage(ProjectFormMixin, PageHandler):
                 declared = self.projects.declared.get(slug, {})
                 changes = {k: v for k, v in self.settings_form().items() if k not in declared}
                 self.projects.update(slug, changes, self.project_role)
+                self.audit("project.update", slug, **changes)
                 message = "Settings saved."
             elif action == "set-member":
                 role = self.get_body_argument("role", "")
                 self.projects.set_member(slug, name, role, granter_role=self.project_role)
+                self.audit("member.set", name, project=slug, role=role)
                 message = f"{name} is now {role}."
             elif action == "remove-member":
                 self.projects.remove_member(slug, name)
+                self.audit("member.remove", name, project=slug)
                 message = f"{name} is no longer a member."
             else:
                 raise InvalidInput(f"Unknown action {action!r}.")
         except AnnotationError as e:
             await self.show(slug, status=e.status, error=e.message)
             return
-        self.log.info("%s on project %r: %s %r", self.principal.name, slug, action, name)
         await self.show(slug, message=message)
 
     async def show(self, slug: str, status: int = 200, **ns) -> None:
@@ -190,7 +197,9 @@ class TokensPage(PageHandler):
                     await self.show(status=e.status, error=e.message, form=form)
                     return
                 # The plaintext is never logged: only the id and the name.
-                self.log.info("%s created token %d %r", self.principal.name, view.id, view.name)
+                self.audit(
+                    "token.create", view.owner, id=view.id, name=view.name, scopes=view.scopes
+                )
                 await self.show(
                     message=f"Created token {view.name!r}. Copy it now: it is not shown again.",
                     new_token=plaintext,
@@ -204,7 +213,7 @@ class TokensPage(PageHandler):
         except AnnotationError as e:
             await self.show(status=e.status, error=e.message)
             return
-        self.log.info("%s revoked token %d", self.principal.name, token_id)
+        self.audit("token.revoke", self.principal.name, id=token_id)
         label = repr(names[token_id]) if token_id in names else str(token_id)
         await self.show(message=f"Token {label} revoked: it no longer works.")
 
@@ -266,4 +275,20 @@ class TokensPage(PageHandler):
             # For the notebook snippet: where the hub answers, without its /hub/ part.
             hub_origin=self.hub_url().removesuffix("/").removesuffix("/hub"),
             **ns,
+        )
+
+
+class AuditPage(PageHandler):
+    """``audit``: the audit log for hub admins, filtered, newest first."""
+
+    @requires(USERS_MANAGE)
+    async def get(self) -> None:
+        filters = audit_filters(self)
+        events, cursor = self.authenticator.audit.page(**filters)
+        older = None
+        if cursor is not None:
+            query = {k: v for k, v in filters.items() if v and k not in ("cursor", "limit")}
+            older = url_concat(f"{self.hub.base_url}annotations/audit", {**query, "cursor": cursor})
+        await self.render_page(
+            "annotations_audit.html", events=events, next=older, filters=filters, actions=ACTIONS
         )

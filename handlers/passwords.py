@@ -39,7 +39,9 @@ class SetPasswordHandler(PageHandler):
         except AnnotationError as e:
             await self._render_form(claims, token, status=e.status, error=e.message)
             return
-        self.log.info("Password set for %r through a %s link", name, claims.purpose)
+        self.authenticator.audit.record(
+            "link.use", name, target=name, address=self.request.remote_ip, purpose=claims.purpose
+        )
         await self.render_page("annotations_password_set.html", account_name=name)
 
     async def _usable_link(self, token: str) -> LinkClaims | None:
@@ -88,5 +90,5 @@ class ChangePasswordHandler(PageHandler):
                 "annotations_change_password.html", status=e.status, error=e.message
             )
             return
-        self.log.info("Password changed for %r", self.principal.name)
+        self.audit("password.change", self.principal.name)
         await self.render_page("annotations_change_password.html", done=True)

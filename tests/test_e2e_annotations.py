@@ -14,6 +14,7 @@ module's hub log is searched for each of them once the hub has stopped.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -1171,3 +1172,30 @@ def test_a_recreated_account_reads_the_deleted_ones_annotations_as_others(world)
     ok(world.p.admin.api("PATCH", f"projects/{slug}", {"share_annotations": True}))
     assert annotation(again("GET", at(slug, "note-1", "frank"))) == kept
     error(again("PUT", at(slug, "note-1", "frank"), {"data": "mine now"}), 409)
+
+
+def test_hostile_input_gets_a_4xx_never_a_500(world):
+    """Input no client of ours sends, but anyone can: still a 4xx, and nothing written."""
+    slug = world.project("hostile", {"alice": "annotator", "bob": "viewer"})
+    alice, bob = world.client("alice"), world.client("bob")
+    annotation(alice("PUT", at(slug, "x", "alice"), {"data": 1}), 201)
+    before = state(world, slug)
+    nul_cursor = base64.urlsafe_b64encode(json.dumps(["\u0000", "x"]).encode()).decode()
+    deep = b"[" * 2400 + b"]" * 2400  # nested deeper than Python's recursion limit
+    for client, method, path, raw in (
+        (bob, "GET", f"projects/{slug}/annotations?cursor={nul_cursor}", None),
+        (bob, "GET", f"{at(slug, 'x')}?cursor={nul_cursor}", None),
+        (bob, "GET", at(slug, "x", "%00"), None),
+        (bob, "GET", f"projects/{slug}/annotations?limit={'9' * 5000}", None),
+        (alice, "PUT", at(slug, "x", "alice"), b'{"data": ' + deep + b"}"),
+        (
+            alice,
+            "POST",
+            f"projects/{slug}/annotations/import",
+            b'{"annotations": [{"item": "y", "data": ' + deep + b"}]}",
+        ),
+    ):
+        answer = client(method, path, raw=raw)
+        assert 400 <= answer.status_code < 500, (method, path[:90], answer.text[:200])
+        error(answer, answer.status_code)
+    assert state(world, slug) == before

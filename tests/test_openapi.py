@@ -228,6 +228,14 @@ CONFIG = schemathesis.Config.from_dict(
             key: {"dictionary": name, "probability": 0.7} for key, name in BINDINGS.items()
         },
         "phases": {"stateful": {"enabled": False}},
+        "checks": {
+            # "A schema-valid request is accepted" cannot hold here: whether a request
+            # succeeds depends on what exists (projects, accounts, versions, live token
+            # names) and on rules across fields (the owner in the body and the address,
+            # scopes the caller can hold), which a schema does not express. Those answers
+            # are 4xx by design; every other check stays on.
+            "positive_data_acceptance": {"enabled": False},
+        },
     }
 )
 # DELETE tokens/current revokes the fuzzing token itself: it is not in the random run,
