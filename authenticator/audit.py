@@ -115,7 +115,7 @@ class Audit:
             raise InvalidInput(f"'limit' must be 1 to {PAGE_MAX}.")
         query = select(AuditEvent)
         if cursor is not None:
-            if not cursor.isdigit():
+            if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 9):
                 raise InvalidInput("The cursor is not one this API gave out: start without it.")
             query = query.where(AuditEvent.id < int(cursor))
         if actor is not None:

@@ -331,8 +331,10 @@ class Tokens:
             rows = s.execute(query).all()
         return [_view(record, name, self.last_used.seen.get(record.id)) for record, name in rows]
 
-    def revoke(self, token_id: int, caller: Principal) -> None:
-        """Revoke by id: the owner, or a hub admin; anyone else gets 404 (no leak)."""
+    def revoke(self, token_id: int, caller: Principal) -> str:
+        """Revoke by id: the owner, or a hub admin; anyone else gets 404 (no leak).
+
+        Returns the owner's name."""
         with self.store.transaction() as s:
             row = s.execute(
                 select(Token, Account.name)
@@ -343,6 +345,7 @@ class Tokens:
                 raise NotFound(f"You have no token with id {token_id}.")
             row.Token.revoked_at = self.clock()
         self.last_used.forget(token_id)
+        return row.name
 
     def revoke_named(self, owner: str, name: str) -> int:
         """Revoke ``owner``'s live token called ``name`` (the spawner's); how many."""

@@ -71,9 +71,9 @@ def wrk(
     return result
 
 
-def start_hub(db_url: str | None = None, folder: Path | None = None) -> Hub:
+def start_hub(db_url: str | None = None, folder: Path | None = None, extra_config: str = "") -> Hub:
     """A started hub with the bare handler; its annotation store at ``db_url``
-    (default: SQLite in its folder)."""
+    (default: SQLite in its folder); ``extra_config``: more lines of its config."""
     folder = folder or Path(tempfile.mkdtemp(prefix="annotations-bench-"))
     hub = Hub(
         folder,
@@ -83,7 +83,7 @@ def start_hub(db_url: str | None = None, folder: Path | None = None) -> Hub:
             f"sys.path.insert(0, {str(REPO)!r})\n"
             "from bench.bare import BareHandler\n"
             "c.JupyterHub.extra_handlers = [(r'/bench/bare', BareHandler)]\n"
-            f"c.AnnotationAuthenticator.first_admin_password = {ADMIN_PASSWORD!r}\n"
+            f"c.AnnotationAuthenticator.first_admin_password = {ADMIN_PASSWORD!r}\n" + extra_config
         ),
     )
     return hub.start()

@@ -6,15 +6,21 @@ and 16 connections, 10 s after a 2 s warm-up, in the same run:
   (b) hub-api  JupyterHub's own GET /hub/api/user with a hub token
   (c) me       our GET /hub/annotations/api/me with a personal access token
   (d) me-100k  the same with 100,000 more tokens (of a few hundred accounts) in the table
+and, on a second hub with `access_cache_seconds = 0`, (c) without the access cache.
 Then, when PostgreSQL is reachable at ANNOTATIONS_TEST_POSTGRES, (c) and (d) again with
 the annotation store in a fresh PostgreSQL database (dropped afterwards).
 Prints the table (with the hub process's CPU time per request, which other load on the
 machine disturbs far less than req/s) and the ratios against the targets:
 (c) >= 2x (b), (c) >= 0.6x (a), (d) >= 0.9x (c). Run with `make bench`.
+
+``--rounds N`` (default 1) measures (a), (b) and (c) N times, interleaved, and (d) N
+times, and reports the median run of each (by req/s) with the range: steadier on a
+machine shared with other work.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import random
@@ -139,24 +145,57 @@ def fill_tokens(db_url: str, count: int = TOKENS, accounts: int = ACCOUNTS) -> N
         engine.dispose()
 
 
-def me_runs(hub: Hub, pat: str, results: dict, c: str, d: str) -> None:
+def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The median run by req/s (with the others' range, when there are several)."""
+    ordered = sorted(runs, key=lambda r: r["rps"])
+    result = dict(ordered[(len(ordered) - 1) // 2])
+    if len(runs) > 1:
+        result["rps_min"], result["rps_max"] = ordered[0]["rps"], ordered[-1]["rps"]
+        result["runs"] = len(runs)
+    return result
+
+
+def rounds_of(hub: Hub, targets: dict[str, tuple[str, dict]], rounds: int, results: dict):
+    """Each of ``targets`` (key: (path, headers)) ``rounds`` times, interleaved."""
+    runs: dict[str, list] = {key: [] for key in targets}
+    for _ in range(rounds):
+        for key, (path, headers) in targets.items():
+            runs[key].append(measure(hub, key, path, headers))
+    for key, measured in runs.items():
+        results[key] = median_run(measured)
+
+
+def me_runs(hub: Hub, pat: str, results: dict, c: str, d: str, rounds: int, more=None) -> None:
     headers = {"Authorization": f"Bearer {pat}"}
-    results[c] = measure(hub, c, ME, headers)
+    rounds_of(hub, {**(more or {}), c: (ME, headers)}, rounds, results)
     fill_tokens(hub.db_url)
-    results[d] = measure(hub, d, ME, headers)
+    rounds_of(hub, {d: (ME, headers)}, rounds, results)
 
 
-def run_sqlite(results: dict) -> None:
+def run_sqlite(results: dict, rounds: int) -> None:
     hub = start_hub()
     try:
         admin = admin_session(hub)
         token, pat = hub_token(admin), create_pat(hub)
-        results["a"] = measure(hub, "a", "/hub/bench/bare", {})
-        results["b"] = measure(hub, "b", "/hub/api/user", {"Authorization": f"token {token}"})
-        me_runs(hub, pat, results, "c", "d")
+        more = {
+            "a": ("/hub/bench/bare", {}),
+            "b": ("/hub/api/user", {"Authorization": f"token {token}"}),
+        }
+        me_runs(hub, pat, results, "c", "d", rounds, more)
     finally:
         hub.stop()
     shutil.rmtree(hub.folder)  # only after a good run: a failed one keeps its hub log
+
+
+def run_uncached(results: dict) -> None:
+    """(c) on a hub whose access cache is off: what the cache is worth."""
+    hub = start_hub(extra_config="c.AnnotationAuthenticator.access_cache_seconds = 0\n")
+    try:
+        pat = create_pat(hub)
+        results["c-nocache"] = measure(hub, "c-nocache", ME, {"Authorization": f"Bearer {pat}"})
+    finally:
+        hub.stop()
+    shutil.rmtree(hub.folder)
 
 
 def postgres_admin() -> sa.Engine | None:
@@ -172,7 +211,7 @@ def postgres_admin() -> sa.Engine | None:
         return None
 
 
-def run_postgres(results: dict) -> None:
+def run_postgres(results: dict, rounds: int) -> None:
     admin = postgres_admin()
     if admin is None:
         return
@@ -183,7 +222,7 @@ def run_postgres(results: dict) -> None:
         url = sa.engine.make_url(PG_URL).set(database=name).render_as_string(False)
         hub = start_hub(url)
         try:
-            me_runs(hub, create_pat(hub), results, "c-pg", "d-pg")
+            me_runs(hub, create_pat(hub), results, "c-pg", "d-pg", rounds)
         finally:
             hub.stop()
         shutil.rmtree(hub.folder)
@@ -198,6 +237,7 @@ LABELS = {
     "b": "(b) JupyterHub `GET /hub/api/user`, hub token",
     "c": "(c) our `GET /hub/annotations/api/me`, PAT",
     "d": f"(d) the same, {TOKENS:,} more tokens in the table",
+    "c-nocache": "(c) with `access_cache_seconds = 0` (another hub)",
     "c-pg": "(c) on PostgreSQL",
     "d-pg": f"(d) on PostgreSQL, {TOKENS:,} more tokens",
 }
@@ -206,9 +246,14 @@ LABELS = {
 def report(results: dict) -> None:
     print(f"\nwrk -t{THREADS} -c{CONNECTIONS} -d{DURATION}s after a {WARMUP}s warm-up\n")
     print("| target | req/s | p50 ms | p99 ms | hub CPU µs/req |\n|---|---|---|---|---|")
-    for key, r in results.items():
+    order = ["a", "b", "c", "d", "c-nocache", "c-pg", "d-pg"]
+    for key in sorted(results, key=order.index):
+        r = results[key]
         cpu = f"{r['cpu_us']:.0f}" if "cpu_us" in r else "-"
-        print(f"| {LABELS[key]} | {r['rps']:.0f} | {r['p50']:.1f} | {r['p99']:.1f} | {cpu} |")
+        rps = f"{r['rps']:.0f}"
+        if "runs" in r:
+            rps += f" ({r['rps_min']:.0f}-{r['rps_max']:.0f}, {r['runs']} runs)"
+        print(f"| {LABELS[key]} | {rps} | {r['p50']:.1f} | {r['p99']:.1f} | {cpu} |")
     print()
     suffixes = [""] + (["-pg"] if "c-pg" in results else [])
     for label, num, den, least in TARGETS:
@@ -225,12 +270,21 @@ def report(results: dict) -> None:
                 by_cpu = results[m]["cpu_us"] / results[n]["cpu_us"]
                 line += f"; by hub CPU per request {by_cpu:.2f}x"
             print(line)
+    if "c" in results and "c-nocache" in results:
+        ratio = results["c"]["rps"] / results["c-nocache"]["rps"]
+        print(f"(c) with the access cache vs without: {ratio:.2f}x req/s")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.tokens", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each target (median)")
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    args = parser.parse_args(argv)
     results: dict[str, dict[str, float]] = {}
-    run_sqlite(results)
-    run_postgres(results)
+    run_sqlite(results, args.rounds)
+    run_uncached(results)
+    if not args.no_postgres:
+        run_postgres(results, args.rounds)
     report(results)
     return 0
 

@@ -243,8 +243,8 @@ class TokenHandler(APIHandler):
 
     @requires(TOKENS_MANAGE)
     def delete(self, token_id: str) -> None:
-        self.authenticator.tokens.revoke(int(token_id), self.principal)
-        self.audit("token.revoke", None, id=int(token_id))
+        owner = self.authenticator.tokens.revoke(int(token_id), self.principal)
+        self.audit("token.revoke", owner, id=int(token_id))
         self.set_status(204)
         self.finish()
 

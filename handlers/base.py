@@ -102,6 +102,13 @@ def _no_constant(name: str) -> None:
     raise ValueError(name)
 
 
+def _strings(value: Any) -> list[str]:
+    """A field's text: a string, or the strings of a list of them."""
+    if isinstance(value, str):
+        return [value]
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
 def _as_tuple(kind: type | tuple) -> tuple:
     return kind if isinstance(kind, tuple) else (kind,)
 
@@ -283,6 +290,8 @@ class APIHandler(AnnotationHandler):
             body = json.loads(self.request.body or b"{}", parse_constant=_no_constant)
         except (ValueError, UnicodeDecodeError):
             raise InvalidInput("The body is not valid JSON.") from None
+        except RecursionError:
+            raise InvalidInput("The body is nested too deeply: flatten it.") from None
         if not isinstance(body, dict):
             raise InvalidInput("The body must be a JSON object.")
         unknown = sorted(set(body) - set(fields))
@@ -298,6 +307,11 @@ class APIHandler(AnnotationHandler):
             wrong_bool = isinstance(value, bool) and bool not in _as_tuple(fields[key])
             if wrong_bool or not isinstance(value, fields[key]):
                 raise InvalidInput(f"{key!r} must be {_KINDS.get(fields[key], 'valid')}.")
+            # Names, slugs, descriptions: PostgreSQL text cannot hold NUL, and no name
+            # needs one; refused the same on every backend. (Any-JSON fields are stored
+            # as JSON text, where NUL is escaped.)
+            if any("\x00" in text for text in _strings(value)):
+                raise InvalidInput(f"{key!r} contains a NUL character (\\u0000): remove it.")
         return body
 
     def write_json(self, payload: Any, status: int = 200) -> None:

@@ -83,9 +83,7 @@ def seed(audit: Audit, clock: Clock) -> None:
 
 
 def test_an_event_comes_back_as_it_was_recorded(audit, store):
-    audit.record(
-        "member.set", "admin", "bob", "192.0.2.7", project="birds", role="annotator", n=3
-    )
+    audit.record("member.set", "admin", "bob", "192.0.2.7", project="birds", role="annotator", n=3)
     (event,), cursor = audit.page()
     assert cursor is None
     assert event.actor == "admin" and event.action == "member.set" and event.target == "bob"
@@ -144,14 +142,14 @@ def test_newest_first(audit, clock):
 # -- the cursor -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("limit", [1, 2, 4, 9, 10])
-def test_the_cursor_walks_every_event_exactly_once(audit, clock, limit):
+def test_the_cursor_walks_every_event_exactly_once(audit, clock):
     seed(audit, clock)
     everything, _ = audit.page(limit=PAGE_MAX)
-    ids, pages = walk(audit, limit)
-    assert ids == [e.id for e in everything]  # each once, in order, none skipped
-    assert len(set(ids)) == 9
-    assert pages == max(1, -(-9 // limit))  # no empty last page
+    for limit in (1, 2, 4, 8, 9, 10):
+        ids, pages = walk(audit, limit)
+        assert ids == [e.id for e in everything], limit  # each once, in order, none skipped
+        assert len(set(ids)) == 9
+        assert pages == -(-9 // limit), limit  # no empty last page
 
 
 def test_a_full_last_page_has_no_cursor(audit, clock):
@@ -182,13 +180,16 @@ def test_the_cursor_keeps_the_filters(audit, clock):
     assert ids == [e.id for e in events]
 
 
-@pytest.mark.parametrize(
-    "cursor", ["abc", "-1", "1.5", " 3", "3 ", "0x10", "²", "٣", "99999999999999999999999"]
-)
-def test_a_cursor_this_api_never_gave_out_is_invalid_input(audit, clock, cursor):
+NOT_CURSORS = ["abc", "-1", "1.5", " 3", "3 ", "0x10", "+3", "3_0", "²", "٣", "1" + "0" * 9]
+
+
+def test_a_cursor_this_api_never_gave_out_is_invalid_input(audit, clock):
     seed(audit, clock)
-    with pytest.raises(InvalidInput, match="cursor"):
-        audit.page(cursor=cursor)
+    # Unicode digits ("²" is a digit to str.isdigit, not to int) and ids beyond any the
+    # database holds (an INTEGER column: out of range on PostgreSQL, SQLite overflows).
+    for cursor in [*NOT_CURSORS, "9" * 23, "9" * 5000]:
+        with pytest.raises(InvalidInput, match="cursor"):
+            audit.page(cursor=cursor)
 
 
 def test_an_empty_cursor_string_is_invalid_but_a_past_the_end_one_is_an_empty_page(audit, clock):
@@ -237,10 +238,10 @@ def test_an_action_without_a_dot_is_a_family(audit, clock):
     assert audit.page(action="project") == ([], None)
 
 
-@pytest.mark.parametrize("pattern", ["%", "_", "l%", "login%", "_ogin", "*"])
-def test_like_wildcards_in_a_family_match_nothing(audit, clock, pattern):
+def test_like_wildcards_in_a_family_match_nothing(audit, clock):
     seed(audit, clock)
-    assert audit.page(action=pattern) == ([], None)
+    for pattern in ("%", "_", "l%", "login%", "_ogin", "*", "\\"):
+        assert audit.page(action=pattern) == ([], None), pattern
 
 
 def test_filter_by_target(audit, clock):
@@ -288,10 +289,10 @@ def test_the_default_page_size(audit, clock):
     assert len(rest) == 1 and cursor is None
 
 
-@pytest.mark.parametrize("limit", [0, -1, PAGE_MAX + 1, 10**9])
-def test_a_limit_out_of_bounds_is_invalid_input(audit, limit):
-    with pytest.raises(InvalidInput, match="limit"):
-        audit.page(limit=limit)
+def test_a_limit_out_of_bounds_is_invalid_input(audit):
+    for limit in (0, -1, PAGE_MAX + 1, 10**9):
+        with pytest.raises(InvalidInput, match="limit"):
+            audit.page(limit=limit)
 
 
 def test_the_limit_bounds_themselves_are_fine(audit, clock):
@@ -303,32 +304,32 @@ def test_the_limit_bounds_themselves_are_fine(audit, clock):
 # -- refused records --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("action", ["login", "login.", "login.succes", "LOGIN.SUCCESS", "", "x"])
-def test_an_unknown_action_is_refused_and_nothing_written(audit, store, action):
-    with pytest.raises(ValueError, match="unknown audit action"):
-        audit.record(action, "admin", "bob")
+def test_an_unknown_action_is_refused_and_nothing_written(audit, store):
+    for action in ("login", "login.", "login.succes", "LOGIN.SUCCESS", "", "x", "user.*"):
+        with pytest.raises(ValueError, match="unknown audit action"):
+            audit.record(action, "admin", "bob")
     assert count(store) == 0
 
 
-@pytest.mark.parametrize(
-    "key",
-    [
-        "password",
-        "new_password",
-        "token",
-        "plaintext_token",
-        "link",
-        "invite_link",
-        "secret",
-        "client_secret",
-        "hash",
-        "password_hash",
-        "tokens",
-    ],
-)
-def test_a_secret_looking_detail_key_is_refused_and_nothing_written(audit, store, key):
-    with pytest.raises(ValueError, match="secret"):
-        audit.record("user.update", "admin", "bob", "10.0.0.2", active=False, **{key: "s3cr3t"})
+SECRET_KEYS = [
+    "password",
+    "new_password",
+    "token",
+    "plaintext_token",
+    "tokens",
+    "link",
+    "invite_link",
+    "secret",
+    "client_secret",
+    "hash",
+    "password_hash",
+]
+
+
+def test_a_secret_looking_detail_key_is_refused_and_nothing_written(audit, store):
+    for key in SECRET_KEYS:
+        with pytest.raises(ValueError, match="secret"):
+            audit.record("user.update", "admin", "bob", "10.0.0.2", active=False, **{key: "s3"})
     assert count(store) == 0
     assert audit.page() == ([], None)
 
