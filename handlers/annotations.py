@@ -55,10 +55,7 @@ class AnnotationAPIHandler(APIHandler):
         return None if owner is None else normalize(owner)
 
     def limit_argument(self) -> int:
-        value = self.get_argument("limit", str(PAGE_SIZE))
-        if not (value.isascii() and value.isdigit()):  # int() refuses "²"
-            raise InvalidInput("'limit' must be a whole number.")
-        return int(value)
+        return self.whole_number_argument("limit", PAGE_SIZE)
 
     def write_view(self, view: AnnotationView, status: int = 200) -> None:
         self.set_status(status)

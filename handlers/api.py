@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from jupyterhub.utils import maybe_future
 from tornado import web
 
+from authenticator.audit import PAGE_SIZE as AUDIT_PAGE_SIZE
 from authenticator.errors import InvalidInput, NotFound
 from authenticator.models import Account
 from authenticator.permissions import (
@@ -274,9 +275,6 @@ class AuditHandler(APIHandler):
 def audit_filters(handler) -> dict:
     """The audit filters of a request's query (shared by the API and the page)."""
     since = handler.get_argument("since", None)
-    limit = handler.get_argument("limit", "100")
-    if not limit.isdigit():
-        raise InvalidInput("'limit' must be a whole number.")
     filters = {
         key: handler.get_argument(key, None) or None
         for key in ("actor", "action", "target", "cursor")
@@ -287,4 +285,4 @@ def audit_filters(handler) -> dict:
         raise InvalidInput("'since' must be an ISO 8601 time, like 2026-11-25T09:00:00Z.") from None
     if filters["since"] is not None and filters["since"].tzinfo is None:
         filters["since"] = filters["since"].replace(tzinfo=UTC)
-    return {**filters, "limit": int(limit)}
+    return {**filters, "limit": handler.whole_number_argument("limit", AUDIT_PAGE_SIZE)}

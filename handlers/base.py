@@ -183,6 +183,15 @@ class AnnotationHandler(BaseHandler):
         if status == 412:
             CONFLICTS.inc()
 
+    def whole_number_argument(self, name: str, default: int) -> int:
+        """A query argument that must be a whole number (ASCII digits: "²" is a digit too)."""
+        value = self.get_argument(name, None)
+        if value is None:
+            return default
+        if not (value.isascii() and value.isdigit() and len(value) <= 9):
+            raise InvalidInput(f"{name!r} must be a whole number.")
+        return int(value)
+
     def audit(self, action: str, target: str | None = None, **details: object) -> None:
         """Record a security event done by this request's principal (and log it)."""
         actor = self.principal.name if self.principal is not None else None

@@ -209,11 +209,11 @@ class TokensPage(PageHandler):
                 raise InvalidInput(f"Unknown action {action!r}: use create or revoke.")
             token_id = self.token_id()
             names = {t.id: t.name for t in self.tokens.listing(self.principal.name)}
-            self.tokens.revoke(token_id, self.principal)
+            owner = self.tokens.revoke(token_id, self.principal)
         except AnnotationError as e:
             await self.show(status=e.status, error=e.message)
             return
-        self.audit("token.revoke", self.principal.name, id=token_id)
+        self.audit("token.revoke", owner, id=token_id)
         label = repr(names[token_id]) if token_id in names else str(token_id)
         await self.show(message=f"Token {label} revoked: it no longer works.")
 
@@ -287,7 +287,7 @@ class AuditPage(PageHandler):
         events, cursor = self.authenticator.audit.page(**filters)
         older = None
         if cursor is not None:
-            query = {k: v for k, v in filters.items() if v and k not in ("cursor", "limit")}
+            query = {k: v for k, v in filters.items() if v and k != "cursor"}
             older = url_concat(f"{self.hub.base_url}annotations/audit", {**query, "cursor": cursor})
         await self.render_page(
             "annotations_audit.html", events=events, next=older, filters=filters, actions=ACTIONS

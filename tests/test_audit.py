@@ -6,15 +6,18 @@ written."""
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+import sqlalchemy as sa
+from sqlalchemy import delete, func, select
 
 from authenticator.audit import ACTIONS, PAGE_MAX, PAGE_SIZE, Audit
 from authenticator.errors import InvalidInput
 from authenticator.models import AuditEvent
 from authenticator.store import Store
+from tests.conftest import PG_URL
 
 START = datetime(2026, 11, 25, 9, 0, 0, tzinfo=UTC)
 
@@ -30,6 +33,31 @@ class Clock:
 
     def advance(self, **kwargs: float) -> None:
         self.now += timedelta(**kwargs)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def store(request, tmp_path_factory):
+    """One migrated store per backend for this module (creating and dropping a PostgreSQL
+    database per test would cost more than the tests); each test starts with no events."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('audit') / 'annotations.sqlite'}"
+    else:
+        engine, created = request.getfixturevalue("pg_admin")
+        name = f"annotations_test_{uuid.uuid4().hex[:12]}"
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        created.append(name)
+        url = sa.engine.make_url(PG_URL).set(database=name).render_as_string(False)
+    store = Store(url)
+    store.migrate()
+    yield store
+    store.dispose()
+
+
+@pytest.fixture(autouse=True)
+def empty_log(store: Store) -> None:
+    with store.transaction() as s:
+        s.execute(delete(AuditEvent))
 
 
 @pytest.fixture

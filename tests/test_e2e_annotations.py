@@ -26,6 +26,7 @@ from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -125,7 +126,7 @@ class World:
         for key in [k for k in self.clients if k.split(" ")[0] == name]:
             del self.clients[key]
 
-    def project(self, slug: str, members: dict[str, str], share: bool = False) -> str:
+    def project(self, slug: str, members: dict[str, str]) -> str:
         """A runtime project made by the hub admin (its creator: an admin member)."""
         made = ok(self.p.admin.api("POST", "projects", {"slug": slug}), 201)
         assert made["share_annotations"] is False
@@ -133,8 +134,6 @@ class World:
             if ":" not in name:  # a person: their account, made on first use
                 self.browser(name)
             ok(self.p.admin.api("PUT", f"projects/{slug}/members/{name}", {"role": role}), 201)
-        if share:
-            ok(self.p.admin.api("PATCH", f"projects/{slug}", {"share_annotations": True}))
         return slug
 
 
@@ -1021,8 +1020,9 @@ def alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    status = open(f"/proc/{pid}/status").read() if os.path.exists(f"/proc/{pid}/status") else ""
-    return "\nState:\tZ" not in status  # a zombie is dead, just not reaped yet
+    status = Path(f"/proc/{pid}/status")
+    text = status.read_text() if status.exists() else ""
+    return "\nState:\tZ" not in text  # a zombie is dead, just not reaped yet
 
 
 def test_sigkill_mid_write_storm_loses_no_acknowledged_write(world):
@@ -1084,7 +1084,8 @@ def test_sigkill_mid_write_storm_loses_no_acknowledged_write(world):
             time.sleep(0.05)
         assert len(acked) >= 300, f"only {len(acked)} writes were acknowledged in 60 s"
         proxy_pid_file = hub.folder / "jupyterhub-proxy.pid"
-        proxy_pid = int(proxy_pid_file.read_text()) if proxy_pid_file.exists() else None
+        assert proxy_pid_file.exists(), "the hub wrote no proxy pid file where Hub looks"
+        proxy_pid = int(proxy_pid_file.read_text())
         killed.set()
         hub.kill()  # SIGKILL, the clients still writing
         killed_at = len(acked)
@@ -1093,16 +1094,15 @@ def test_sigkill_mid_write_storm_loses_no_acknowledged_write(world):
         stop.set()
         for thread in threads:
             thread.join(30)
+        # Nothing of the old hub may be left (checked below): no proxy on its port.
+        left_over = (listening(hub.port), killed.is_set() and alive(proxy_pid))
+        if hub.proc.poll() is not None:
+            hub.start()  # the tests after this one need a hub, whatever happened here
     assert not any(thread.is_alive() for thread in threads)
     assert unknown, "no request met the crash"
     assert not early, early
-    # Nothing of the old hub is left: no proxy on its port, no orphan process.
-    assert not listening(hub.port), "the killed hub's proxy still holds its port"
-    if proxy_pid is not None:
-        assert not alive(proxy_pid), f"the proxy {proxy_pid} outlived its hub"
+    assert left_over == (False, False), "the killed hub's proxy outlived it"
     assert len(acked) - killed_at <= len(clients)  # answers in flight at the kill, at most
-
-    hub.start()
     reader = world.client("alice")  # an annotator: sees their own; the admin sees all
     stored = {
         (r["item"], r["owner"]): r
@@ -1177,15 +1177,20 @@ def test_a_recreated_account_reads_the_deleted_ones_annotations_as_others(world)
 def test_hostile_input_gets_a_4xx_never_a_500(world):
     """Input no client of ours sends, but anyone can: still a 4xx, and nothing written."""
     slug = world.project("hostile", {"alice": "annotator", "bob": "viewer"})
-    alice, bob = world.client("alice"), world.client("bob")
+    alice, bob, admin = world.client("alice"), world.client("bob"), world.client("admin")
     annotation(alice("PUT", at(slug, "x", "alice"), {"data": 1}), 201)
     before = state(world, slug)
+    nul_owner = json.dumps({"annotations": [{"item": "y", "data": 1, "owner": "a\u0000"}]})
     nul_cursor = base64.urlsafe_b64encode(json.dumps(["\u0000", "x"]).encode()).decode()
     deep = b"[" * 2400 + b"]" * 2400  # nested deeper than Python's recursion limit
+    failures = []
     for client, method, path, raw in (
         (bob, "GET", f"projects/{slug}/annotations?cursor={nul_cursor}", None),
         (bob, "GET", f"{at(slug, 'x')}?cursor={nul_cursor}", None),
         (bob, "GET", at(slug, "x", "%00"), None),
+        (admin, "GET", at(slug, "x", "a%00"), None),
+        (admin, "DELETE", at(slug, "x", "a%00"), None),
+        (admin, "POST", f"projects/{slug}/annotations/import", nul_owner.encode()),
         (bob, "GET", f"projects/{slug}/annotations?limit={'9' * 5000}", None),
         (alice, "PUT", at(slug, "x", "alice"), b'{"data": ' + deep + b"}"),
         (
@@ -1196,6 +1201,11 @@ def test_hostile_input_gets_a_4xx_never_a_500(world):
         ),
     ):
         answer = client(method, path, raw=raw)
-        assert 400 <= answer.status_code < 500, (method, path[:90], answer.text[:200])
-        error(answer, answer.status_code)
+        # A forged cursor of the right shape may just be followed (200); never a 500.
+        if answer.status_code >= 500:
+            failures.append((answer.status_code, method, path[:90], (raw or b"")[:60]))
+        elif method != "GET" or "cursor" not in path:
+            error(answer, answer.status_code)
+            assert 400 <= answer.status_code < 500
+    assert not failures, failures
     assert state(world, slug) == before

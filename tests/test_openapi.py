@@ -160,6 +160,14 @@ DICTIONARIES = {
     "new_slugs": ["birds", "fish"],
     "new_names": ["dave", "svc:crawler", "carol"],
     "projects": ["demo", "birds"],
+    # Times at the edges of what a datetime holds, offsets included.
+    "times": [
+        "2026-11-25T09:00:00Z",
+        "2026-11-25",
+        "9999-12-31T23:59:59-14:00",
+        "0001-01-01T00:00:00+14:00",
+    ],
+    "actions": ["login", "token.create", "user"],
 }
 BINDINGS = {
     "path.slug": "slugs",
@@ -173,6 +181,10 @@ BINDINGS = {
     "body.projects[*]": "projects",
     "body.annotations[*].item": "items",
     "body.annotations[*].owner": "owners",
+    "query.since": "times",
+    "query.action": "actions",
+    "query.actor": "owners",
+    "query.target": "names",
 }
 
 
