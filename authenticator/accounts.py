@@ -19,6 +19,7 @@ from .errors import Conflict, Forbidden, InvalidInput, LinkError, NotFound
 from .links import LinkClaims, LinkSigner
 from .lockout import LockoutPolicy
 from .models import Account, Membership, Project, utcnow
+from .permissions import Principal
 from .store import Store
 
 
@@ -53,6 +54,19 @@ class Accounts:
     def get(self, name: str) -> Account | None:
         with self.store.transaction(readonly=True) as s:
             return find_account(s, name)
+
+    def service_principal(self, name: str) -> Principal:
+        """The principal a hub admin issues a token for: only an active service account
+        (people create their own tokens; nobody mints one to act as a person)."""
+        account = self.get(name)
+        if account is None or account.kind != "service":
+            raise InvalidInput(
+                f"{name!r} is not a service account: hub admins create tokens for service "
+                "accounts (svc:<name>) only; people create their own."
+            )
+        if not account.active:
+            raise Conflict(f"{name!r} is deactivated: reactivate it first.")
+        return Principal(name=account.name, admin=False, kind="service")
 
     # -- lifecycle ---------------------------------------------------------------
 

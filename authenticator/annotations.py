@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from .errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed, TooLarge
 from .models import Account, Annotation, Membership, Project, utcnow
 from .store import Store
-from .usernames import normalize
+from .usernames import account_kind, normalize
 
 _ITEM = re.compile(r"[A-Za-z0-9._:-]{1,256}")
 PAGE_SIZE = 100
@@ -111,7 +111,11 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
         value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (ValueError, TypeError, binascii.Error, RecursionError):
         value = None
-    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, str) and "\x00" not in v for v in value)
+    ):
         return value[0], value[1]
     raise InvalidInput("The cursor is not one this API gave out: start again without it.")
 
@@ -206,11 +210,9 @@ class Annotations:
         """One annotation; others' only where the reader sees them (404 otherwise, no leak)."""
         check_item(item)
         missing = NotFound(f"There is no annotation of {owner!r} on item {item!r}.")
-        if owner != reader and not self.reads_others(slug, reader, role):
-            raise missing
         with self.store.reading() as conn:
             row = conn.execute(
-                select(*_RETURNED).where(
+                select(*_RETURNED, Annotation.owner_id).where(
                     Annotation.project_id == _project_id(slug),
                     Annotation.item == item,
                     Annotation.owner == owner,
@@ -218,6 +220,10 @@ class Annotations:
                 )
             ).first()
         if row is None:
+            raise missing
+        # A deleted account's annotation is nobody's own, not even a namesake's.
+        own = owner == reader and row.owner_id is not None
+        if not own and not self.reads_others(slug, reader, role):
             raise missing
         return _view(slug, row)
 
@@ -237,13 +243,15 @@ class Annotations:
         if not 1 <= limit <= PAGE_MAX:
             raise InvalidInput(f"'limit' must be 1 to {PAGE_MAX}.")
         after = decode_cursor(cursor) if cursor else None
-        if not self.reads_others(slug, reader, role):
-            if owner not in (None, reader):
-                return Page([], None)  # the others are not there for this reader
-            owner = reader
         query = select(*_RETURNED).where(
             Annotation.project_id == _project_id(slug), Annotation.deleted_at.is_(None)
         )
+        if not self.reads_others(slug, reader, role):
+            if owner not in (None, reader):
+                return Page([], None)  # the others are not there for this reader
+            # Own only: a deleted account's annotations are not a namesake's own.
+            owner = reader
+            query = query.where(Annotation.owner_id.is_not(None))
         if item is not None:
             query = query.where(Annotation.item == item)
         if owner is not None:
@@ -389,6 +397,7 @@ class Annotations:
             if not isinstance(owner, str):
                 raise InvalidInput("'owner' must be a string.")
             owner = normalize(owner)
+            account_kind(owner)  # a name an account can have, or InvalidInput
             if owner != importer and role != "admin":
                 raise InvalidInput(
                     f"owner {owner!r} is not you: only project admins import on behalf of others."

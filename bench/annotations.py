@@ -2,24 +2,29 @@
 
 On one real hub per backend (SQLite, then PostgreSQL when it is reachable at
 ANNOTATIONS_TEST_POSTGRES; each behind the real proxy), wrk with 2 threads and 16
-connections, each target 10 s after a 2 s warm-up, all in the same run:
+connections. Targets run in groups; a group is measured in 3 interleaved rounds of 5 s
+runs (each after a 1 s warm-up), so that a target and the bare handler it is compared
+with see the same load on a shared machine:
   bare      a bare handler mounted in the hub (the ceiling, measured in the same hub)
   put       PUT .../items/{item}/annotations/admin with a PAT, unconditional; every
-            request in flight writes its own annotation (one per connection's turn)
+            request in flight writes its own annotation (a wrk thread cycles through
+            64 items of its own)
   get       GET of one annotation, PAT
   item-1k   GET .../items/{item}/annotations (the item's 10 annotations) with 1,000
             annotations in the project
 then grows the project to 1,000,000 annotations (bulk INSERT ... SELECT straight into
-the store through its engine, not through HTTP) and measures again:
-  bare-1M   the bare handler again (the baseline of this second group)
-  item-1M   the item read of item-1k, now with 1M annotations in the project
+the store through its engine, not through HTTP) and measures a second group:
+  bare-1M     the bare handler again
+  item-small  the item read in a second project that keeps 1,000 annotations
+  item-1M     the item read of item-1k, now with 1M annotations in the project
   get-1M, put-1M   get and put again
 then streams the whole big project as NDJSON and samples the hub process's resident
 memory (/proc/<pid>/status) during the export, against its idle figure: it must stay
-bounded. Prints a markdown table with each target's ratio to the bare handler measured
-just before its group, the hub's CPU time per request (steadier than req/s on a shared
-machine), and the verdicts: put >= 0.4x bare, get >= 0.6x bare, item-1M within 10% of
-item-1k. Run with `make bench` or `python -m bench.annotations`.
+bounded. Prints a markdown table with each target's ratio to the bare handler of its
+group (by req/s and by the hub's CPU time per request, which other load on the machine
+disturbs less), and the verdicts: put >= 0.4x bare, get >= 0.6x bare, an item read
+with 1M annotations in the project within 10% of one with 1k.
+Run with `make bench` or `python -m bench.annotations`.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,7 +49,6 @@ from authenticator.store import Store
 from bench.common import (
     ADMIN,
     CONNECTIONS,
-    DURATION,
     THREADS,
     admin_session,
     cpu_seconds,
@@ -52,7 +57,7 @@ from bench.common import (
 )
 from tests.hub import Hub
 
-WARMUP = 2  # seconds of wrk before each measured run
+WARMUP = 1  # seconds of wrk before each measured run
 PG_URL = os.environ.get(
     "ANNOTATIONS_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -86,23 +91,34 @@ function request()
 end
 """
 
+ROUNDS = 3  # each group of targets is measured this many times, interleaved
+ROUND_SECONDS = 5  # seconds of each measured wrk run within a round
+SMALL_SLUG = "small"  # a second project that keeps 1k annotations beside the big one
+
 LABELS = {
     "bare": "bare Tornado handler in the hub",
     "put": "`PUT` one annotation (own), PAT",
     "get": "`GET` one annotation, PAT",
     "item-1k": "`GET` an item's annotations, 1k in the project",
-    "bare-1M": "bare Tornado handler, again after seeding 1M",
+    "bare-1M": "bare handler again, after the growth to 1M",
+    "item-small": "`GET` an item's annotations in a 1k project, beside the 1M one",
     "item-1M": "`GET` an item's annotations, 1M in the project",
     "get-1M": "`GET` one annotation, 1M in the project",
     "put-1M": "`PUT` one annotation, 1M in the project",
 }
+GROUPS = [
+    ["bare", "put", "get", "item-1k"],
+    ["bare-1M", "item-small", "item-1M", "get-1M", "put-1M"],
+]
 TARGETS = [
-    # (label, numerator, denominator, at least)
+    # (label, numerator, denominator, at least); pairs in one group are compared round
+    # by round (the median of the per-round ratios), across groups by their means.
     ("put / bare", "put", "bare", 0.4),
     ("get / bare", "get", "bare", 0.6),
     ("put-1M / bare-1M", "put-1M", "bare-1M", 0.4),
     ("get-1M / bare-1M", "get-1M", "bare-1M", 0.6),
-    ("item-1M / item-1k", "item-1M", "item-1k", 0.9),
+    ("item-1M / item-small (same run, interleaved)", "item-1M", "item-small", 0.9),
+    ("item-1M / item-1k (before and after the growth)", "item-1M", "item-1k", 0.9),
 ]
 
 
@@ -114,7 +130,12 @@ def progress(message: str) -> None:
 
 
 def wrk_script(
-    url: str, headers: dict[str, str], script: str, pid: int, warmup: int = WARMUP
+    url: str,
+    headers: dict[str, str],
+    script: str,
+    pid: int,
+    seconds: int = ROUND_SECONDS,
+    warmup: int = WARMUP,
 ) -> dict[str, float]:
     """Like `bench.common.wrk`, with a Lua ``script`` (method, body, paths)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
@@ -141,7 +162,7 @@ def wrk_script(
 
         run(warmup)
         before = cpu_seconds(pid)
-        out = run(DURATION)
+        out = run(seconds)
         after = cpu_seconds(pid)
     finally:
         os.unlink(f.name)
@@ -199,8 +220,10 @@ def _seed_statement(dialect: str) -> str:
     )
 
 
-def seed(store: Store, total: int, budget: float = SEED_BUDGET) -> tuple[int, float]:
-    """Grow the project's bulk annotations to ``total`` rows (or as many as ``budget``
+def seed(
+    store: Store, total: int, slug: str = SLUG, budget: float = SEED_BUDGET
+) -> tuple[int, float]:
+    """Grow project ``slug``'s bulk annotations to ``total`` rows (or as many as ``budget``
     seconds allow). Returns the number of bulk rows and the seconds it took."""
     dialect = store.engine.dialect.name
     started = time.monotonic()
@@ -209,7 +232,7 @@ def seed(store: Store, total: int, budget: float = SEED_BUDGET) -> tuple[int, fl
     stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else now
     statement = sa.text(_seed_statement(dialect))
     with store.engine.begin() as conn:
-        project = conn.scalar(sa.select(Project.id).where(Project.slug == SLUG))
+        project = conn.scalar(sa.select(Project.id).where(Project.slug == slug))
         have = conn.scalar(
             sa.select(sa.func.count())
             .select_from(Annotation)
@@ -336,7 +359,10 @@ def run_backend(hub: Hub, backend: str, results: dict, notes: dict) -> None:
     auth = {"Authorization": f"Bearer {pat}"}
     store = Store(hub.db_url)
     try:
+        with store.transaction() as s:  # hub admins are admins of every project
+            s.add(Project(slug=SMALL_SLUG))
         seed_owners(store)
+        seed(store, SMALL, SMALL_SLUG)
         rows, _ = seed(store, SMALL)
         progress(f"[{backend}] {rows:,} annotations in the project")
         one = f"{API}/items/one/annotations/{ADMIN}"
@@ -344,31 +370,42 @@ def run_backend(hub: Hub, backend: str, results: dict, notes: dict) -> None:
         if response.status_code != 201:
             raise RuntimeError(f"PUT {one}: {response.status_code} {response.text}")
         item = f"{API}/items/{ITEM}/annotations"
-        listed = requests.get(f"{hub.url}{item}", headers=auth, timeout=30).json()["items"]
-        if len(listed) != OWNERS:
-            raise RuntimeError(f"{item} listed {len(listed)} annotations, not {OWNERS}")
+        small = f"/hub/annotations/api/projects/{SMALL_SLUG}/items/{ITEM}/annotations"
+        for path in (item, small):
+            listed = requests.get(f"{hub.url}{path}", headers=auth, timeout=30).json()["items"]
+            if len(listed) != OWNERS:
+                raise RuntimeError(f"{path} listed {len(listed)} annotations, not {OWNERS}")
         put = PUT_SCRIPT % {"body": BODY, "api": API, "slots": PUT_SLOTS, "owner": ADMIN}
+        targets = {
+            "bare": ("/hub/bench/bare", None),
+            "put": ("/", put),
+            "get": (one, None),
+            "item-1k": (item, None),
+            "bare-1M": ("/hub/bench/bare", None),
+            "item-small": (small, None),
+            "item-1M": (item, None),
+            "get-1M": (one, None),
+            "put-1M": ("/", put),
+        }
 
-        def measure(key: str, path: str, script: str | None = None) -> None:
-            progress(f"[{backend}] measuring {key} ...")
-            url = f"{hub.url}{path}"
-            if script is None:
-                result = wrk(url, auth if key != "bare" else {}, DURATION, WARMUP, cpu_pid=pid)
-            else:
-                result = wrk_script(url, auth, script, pid)
-            results[(backend, key)] = result
+        def measure_group(keys: list[str]) -> None:
+            for n in range(ROUNDS):
+                for key in keys:
+                    progress(f"[{backend}] round {n + 1}/{ROUNDS}: {key} ...")
+                    path, script = targets[key]
+                    url = f"{hub.url}{path}"
+                    if script is None:
+                        headers = {} if key.startswith("bare") else auth
+                        result = wrk(url, headers, ROUND_SECONDS, WARMUP, cpu_pid=pid)
+                    else:
+                        result = wrk_script(url, auth, script, pid)
+                    results.setdefault((backend, key), []).append(result)
 
-        measure("bare", "/hub/bench/bare")
-        measure("put", "/", put)
-        measure("get", one)
-        measure("item-1k", item)
+        measure_group(GROUPS[0])
         rows, seconds = seed(store, BIG)
         notes[backend] = {"rows": rows, "seed_seconds": seconds}
         progress(f"[{backend}] {rows:,} annotations in the project (seeded in {seconds:.0f}s)")
-        measure("bare-1M", "/hub/bench/bare")
-        measure("item-1M", item)
-        measure("get-1M", one)
-        measure("put-1M", "/", put)
+        measure_group(GROUPS[1])
         progress(f"[{backend}] exporting the project as NDJSON ...")
         notes[backend]["export"] = export(hub, auth)
     finally:
@@ -419,25 +456,62 @@ def run_postgres(results: dict, notes: dict) -> None:
 
 
 def bare_of(key: str) -> str:
-    """The bare-handler run a target is compared with: the one just before its group."""
-    return "bare-1M" if key.endswith("1M") else "bare"
+    """The bare-handler runs a target is compared with: those of its own group."""
+    return "bare" if key in GROUPS[0] else "bare-1M"
+
+
+def summary(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Mean req/s; median p50, p99 and CPU per request over the rounds."""
+    out = {
+        "rps": statistics.fmean(r["rps"] for r in runs),
+        "p50": statistics.median(r["p50"] for r in runs),
+        "p99": statistics.median(r["p99"] for r in runs),
+    }
+    if all("cpu_us" in r for r in runs):
+        out["cpu_us"] = statistics.median(r["cpu_us"] for r in runs)
+    return out
+
+
+def ratios(num: list[dict], den: list[dict], paired: bool) -> tuple[float, float | None]:
+    """num/den by req/s and by hub CPU per request: the median of the round-by-round
+    ratios when the two ran interleaved (``paired``), else the ratio of the summaries."""
+    has_cpu = all("cpu_us" in r for r in num + den)
+    if paired:
+        by_rps = statistics.median(n["rps"] / d["rps"] for n, d in zip(num, den, strict=True))
+        by_cpu = (
+            statistics.median(d["cpu_us"] / n["cpu_us"] for n, d in zip(num, den, strict=True))
+            if has_cpu
+            else None
+        )
+        return by_rps, by_cpu
+    n, d = summary(num), summary(den)
+    return n["rps"] / d["rps"], (d["cpu_us"] / n["cpu_us"] if has_cpu else None)
+
+
+def same_group(a: str, b: str) -> bool:
+    return any(a in group and b in group for group in GROUPS)
 
 
 def report(results: dict, notes: dict) -> None:
-    print(f"\nwrk -t{THREADS} -c{CONNECTIONS} -d{DURATION}s after a {WARMUP}s warm-up\n")
     print(
-        "| backend | target | req/s | p50 ms | p99 ms | hub CPU µs/req | req/s vs bare |\n"
-        "|---|---|---|---|---|---|---|"
+        f"\nwrk -t{THREADS} -c{CONNECTIONS}, {ROUNDS} interleaved rounds of "
+        f"-d{ROUND_SECONDS}s runs (each after a {WARMUP}s warm-up)\n"
     )
-    for (backend, key), r in results.items():
-        bare = results[(backend, bare_of(key))]
+    print(
+        "| backend | target | req/s | p50 ms | p99 ms | hub CPU µs/req | vs bare: req/s "
+        "| vs bare: CPU |\n|---|---|---|---|---|---|---|---|"
+    )
+    for (backend, key), runs in results.items():
+        r = summary(runs)
+        by_rps, by_cpu = ratios(runs, results[(backend, bare_of(key))], paired=True)
         cpu = f"{r['cpu_us']:.0f}" if "cpu_us" in r else "-"
         label = LABELS[key]
         if key.endswith("1M") and notes.get(backend, {}).get("rows", BIG) < BIG:
             label = label.replace("1M", f"{notes[backend]['rows']:,}")
+        cpu_ratio = "-" if by_cpu is None else f"{by_cpu:.2f}x"
         print(
             f"| {backend} | {label} | {r['rps']:.0f} | {r['p50']:.1f} | {r['p99']:.1f} | "
-            f"{cpu} | {r['rps'] / bare['rps']:.2f}x |"
+            f"{cpu} | {by_rps:.2f}x | {cpu_ratio} |"
         )
     print()
     for backend in dict.fromkeys(b for b, _ in results):
@@ -445,11 +519,11 @@ def report(results: dict, notes: dict) -> None:
             n, m = results.get((backend, num)), results.get((backend, den))
             if n is None or m is None:
                 continue
-            ratio = n["rps"] / m["rps"]
-            verdict = "met" if ratio >= least else "MISSED"
-            line = f"[{backend}] {label}: {ratio:.2f}x req/s (target >= {least}x: {verdict})"
-            if "cpu_us" in n and "cpu_us" in m:
-                line += f"; by hub CPU per request {m['cpu_us'] / n['cpu_us']:.2f}x"
+            by_rps, by_cpu = ratios(n, m, paired=same_group(num, den))
+            verdict = "met" if by_rps >= least else "MISSED"
+            line = f"[{backend}] {label}: {by_rps:.2f}x req/s (target >= {least}x: {verdict})"
+            if by_cpu is not None:
+                line += f"; by hub CPU per request {by_cpu:.2f}x"
             print(line)
     print()
     for backend, note in notes.items():
@@ -465,7 +539,7 @@ def report(results: dict, notes: dict) -> None:
 
 
 def main() -> int:
-    results: dict[tuple[str, str], dict[str, float]] = {}
+    results: dict[tuple[str, str], list[dict[str, float]]] = {}
     notes: dict[str, dict] = {}
     run_sqlite(results, notes)
     run_postgres(results, notes)

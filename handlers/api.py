@@ -221,14 +221,25 @@ class TokensHandler(APIHandler):
     @requires(TOKENS_MANAGE)
     def post(self) -> None:
         body = self.json_object(
-            {"name": str, "scopes": list, "projects": (list, type(None)), "expires_in_days": int},
+            {
+                "name": str,
+                "scopes": list,
+                "projects": (list, type(None)),
+                "expires_in_days": int,
+                "owner": str,
+            },
             required=("name",),
         )
         for key in ("scopes", "projects"):
             if not all(isinstance(item, str) for item in body.get(key) or []):
                 raise InvalidInput(f"{key!r} must be a list of strings.")
+        owner = self.principal
+        if normalize(body.get("owner", owner.name)) != owner.name:
+            # A service account has no password, so no session: a hub admin mints for it.
+            authorize(self.principal, USERS_MANAGE)
+            owner = self.accounts.service_principal(normalize(body["owner"]))
         plaintext, view = self.authenticator.tokens.create(
-            self.principal,
+            owner,
             body["name"],
             scopes=body.get("scopes"),
             projects=body.get("projects"),

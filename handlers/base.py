@@ -146,6 +146,9 @@ class AnnotationHandler(BaseHandler):
         if verb not in _verbs_of(type(self)):
             raise web.HTTPError(405)
         permission = declared_permission(type(self), verb)
+        if any("\x00" in value for value in self.path_kwargs.values()):
+            # No name, slug or item holds one, and PostgreSQL text cannot.
+            raise InvalidInput("The address contains a NUL character (%00): remove it.")
         for key in ("name", "owner"):  # account names in URLs, as JupyterHub normalises them
             if key in self.path_kwargs:
                 self.path_kwargs[key] = normalize(self.path_kwargs[key])
@@ -270,7 +273,7 @@ class APIHandler(AnnotationHandler):
         exc_info = kwargs.get("exc_info")
         if exc_info and isinstance(exc_info[1], web.HTTPError):
             error = exc_info[1]
-            message = error.log_message or message
+            message = error.get_message() or message  # log_message doubles every %
             for key, value in (getattr(error, "headers", None) or {}).items():
                 self.set_header(key, value)
         elif status_code >= 500:
