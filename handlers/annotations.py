@@ -80,6 +80,7 @@ class ProjectAnnotationsHandler(AnnotationAPIHandler):
         filters = {"item": self.get_argument("item", None), "owner": self.owner_argument()}
         cursor = self.get_argument("cursor", None)
         kind = self.get_argument("format", "json")
+        limit = self.limit_argument()  # checked for ndjson too, which sends every page
         if kind == "json":
             self.write_page(
                 self.annotations.page(
@@ -87,7 +88,7 @@ class ProjectAnnotationsHandler(AnnotationAPIHandler):
                     self.principal.name,
                     self.project_role,
                     cursor=cursor,
-                    limit=self.limit_argument(),
+                    limit=limit,
                     **filters,
                 )
             )
@@ -144,6 +145,9 @@ class OwnerAnnotationHandler(AnnotationAPIHandler):
         )
         if normalize(body.get("owner", owner)) != owner:
             raise InvalidInput("The body names another owner than the address: drop 'owner'.")
+        conditions = ("If-Match", "If-None-Match")
+        if all(self.request.headers.get(header) for header in conditions):
+            raise InvalidInput("Send If-Match (change) or If-None-Match: * (create), not both.")
         view, created = self.annotations.put(
             slug,
             item,

@@ -294,6 +294,11 @@ def audit_filters(handler) -> dict:
         filters["since"] = datetime.fromisoformat(since) if since else None
     except ValueError:
         raise InvalidInput("'since' must be an ISO 8601 time, like 2026-11-25T09:00:00Z.") from None
-    if filters["since"] is not None and filters["since"].tzinfo is None:
-        filters["since"] = filters["since"].replace(tzinfo=UTC)
+    if filters["since"] is not None:
+        if filters["since"].tzinfo is None:
+            filters["since"] = filters["since"].replace(tzinfo=UTC)
+        try:
+            filters["since"] = filters["since"].astimezone(UTC)
+        except OverflowError:  # 0001-01-01 at +14:00 is before the first UTC day
+            raise InvalidInput("'since' is out of range: use a time after year 1.") from None
     return {**filters, "limit": handler.whole_number_argument("limit", AUDIT_PAGE_SIZE)}
