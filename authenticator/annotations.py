@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Row, case, select, tuple_, update
+from sqlalchemy import Row, bindparam, case, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from .errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed, TooLarge
 from .models import Account, Annotation, Membership, Project, utcnow
@@ -133,6 +133,93 @@ _RETURNED = (
     Annotation.updated_at,
 )
 
+# The statements of every request, built once with parameters: building a statement
+# costs several times more than SQLite takes to run it.
+_KEY = (
+    Annotation.project_id
+    == select(Project.id).where(Project.slug == bindparam("slug")).scalar_subquery(),
+    Annotation.item == bindparam("key_item"),
+    Annotation.owner == bindparam("key_owner"),
+)
+_GET = select(*_RETURNED, Annotation.owner_id).where(*_KEY, Annotation.deleted_at.is_(None))
+_CURRENT = select(*_RETURNED, Annotation.owner_id, Annotation.deleted_at).where(*_KEY)
+_READS_OTHERS = (
+    select(Project.share_annotations, Membership.show_others)
+    .outerjoin(
+        Membership,
+        (Membership.project_id == Project.id)
+        & (
+            Membership.account_id
+            == select(Account.id).where(Account.name == bindparam("reader")).scalar_subquery()
+        ),
+    )
+    .where(Project.slug == bindparam("slug"))
+)
+_CHANGE = (
+    update(Annotation)
+    .where(*_KEY, Annotation.owner_id.is_not(None), Annotation.deleted_at.is_(None))
+    .values(data=bindparam("text"), version=Annotation.version + 1, updated_at=bindparam("now"))
+    .returning(*_RETURNED)
+)
+_CHANGES = {False: _CHANGE, True: _CHANGE.where(Annotation.version == bindparam("expected"))}
+
+
+def _delete_statement(owner_only: bool, versioned: bool):
+    query = (
+        update(Annotation)
+        .where(*_KEY, Annotation.deleted_at.is_(None))
+        .values(
+            data=None,
+            deleted_at=bindparam("now"),
+            updated_at=bindparam("now"),
+            version=Annotation.version + 1,
+        )
+        .returning(Annotation.version)
+    )
+    if owner_only:  # an orphan (deleted account) is read-only but for project admins
+        query = query.where(Annotation.owner_id.is_not(None))
+    if versioned:
+        query = query.where(Annotation.version == bindparam("expected"))
+    return query
+
+
+_DELETES = {(o, v): _delete_statement(o, v) for o in (False, True) for v in (False, True)}
+
+
+def _upsert_statement(insert: Callable, create_only: bool):
+    """Insert, or bump the existing row, in one statement (no read-then-write race).
+
+    A tombstone comes back to life with the next version; an orphan (its account
+    deleted) is never written; ``create_only`` writes only where nothing lives.
+    """
+    values = insert(Annotation).values(
+        project_id=_KEY[0].right,
+        item=bindparam("key_item"),
+        owner=bindparam("key_owner"),
+        owner_id=select(Account.id).where(Account.name == bindparam("key_owner")).scalar_subquery(),
+        data=bindparam("text"),
+        version=1,
+        created_at=bindparam("now"),
+        updated_at=bindparam("now"),
+    )
+    writable = Annotation.owner_id.is_not(None)
+    if create_only:
+        writable &= Annotation.deleted_at.is_not(None)
+    return values.on_conflict_do_update(
+        index_elements=["project_id", "item", "owner"],
+        set_={
+            "data": values.excluded.data,
+            "version": Annotation.version + 1,
+            "updated_at": values.excluded.updated_at,
+            "created_at": case(
+                (Annotation.deleted_at.is_(None), Annotation.created_at),
+                else_=values.excluded.created_at,
+            ),
+            "deleted_at": None,
+        },
+        where=writable,
+    ).returning(*_RETURNED)
+
 
 def _view(slug: str, row: Row) -> AnnotationView:
     return AnnotationView(
@@ -158,8 +245,8 @@ class Annotations:
         self.max_bytes = max_bytes
         self.import_max_records = import_max_records
         self.clock = clock
-        dialects = {"sqlite": sqlite, "postgresql": postgresql}
-        self._insert = dialects[store.engine.dialect.name].insert
+        insert = {"sqlite": sqlite, "postgresql": postgresql}[store.engine.dialect.name].insert
+        self._upserts = {flag: _upsert_statement(insert, flag) for flag in (False, True)}
 
     def encode(self, data: object, where: str = "'data'") -> str:
         """``data`` as compact JSON text, within the size cap."""
@@ -173,8 +260,7 @@ class Annotations:
             size = len(text.encode())
         except UnicodeEncodeError:  # a lone surrogate ("\ud800") parses but is no text
             raise InvalidInput(
-                f"{where} has an unpaired surrogate (like \\ud800) in a string: send "
-                "valid Unicode."
+                f"{where} has an unpaired surrogate (like \\ud800) in a string: send valid Unicode."
             ) from None
         if size > self.max_bytes:
             raise TooLarge(
@@ -190,18 +276,7 @@ class Annotations:
         if role in _READS_ALL:
             return True  # decided without a query
         with self.store.reading() as conn:
-            row = conn.execute(
-                select(Project.share_annotations, Membership.show_others)
-                .outerjoin(
-                    Membership,
-                    (Membership.project_id == Project.id)
-                    & (
-                        Membership.account_id
-                        == select(Account.id).where(Account.name == reader).scalar_subquery()
-                    ),
-                )
-                .where(Project.slug == slug)
-            ).first()
+            row = conn.execute(_READS_OTHERS, {"reader": reader, "slug": slug}).first()
         return row is not None and sees_others(role, row.share_annotations, bool(row.show_others))
 
     def get(
@@ -211,14 +286,7 @@ class Annotations:
         check_item(item)
         missing = NotFound(f"There is no annotation of {owner!r} on item {item!r}.")
         with self.store.reading() as conn:
-            row = conn.execute(
-                select(*_RETURNED, Annotation.owner_id).where(
-                    Annotation.project_id == _project_id(slug),
-                    Annotation.item == item,
-                    Annotation.owner == owner,
-                    Annotation.deleted_at.is_(None),
-                )
-            ).first()
+            row = conn.execute(_GET, {"slug": slug, "key_item": item, "key_owner": owner}).first()
         if row is None:
             raise missing
         # A deleted account's annotation is nobody's own, not even a namesake's.
@@ -295,23 +363,17 @@ class Annotations:
         """
         check_item(item)
         check_own(writer, owner)
-        text = self.encode(data)
-        with self.store.transaction() as s:
+        params = {"slug": slug, "key_item": item, "key_owner": owner, "text": self.encode(data)}
+        params["now"] = self.clock()
+        with self.store.transaction(changes_access=False) as s:
+            conn = s.connection()  # Core statements: no ORM work on the hot path
             if if_match is None:
-                row = self._upsert(s, slug, item, owner, text, create_only)
+                row = self._upsert(conn, params, create_only)
             else:
-                query = (
-                    update(Annotation)
-                    .where(*self._key(slug, item, owner), Annotation.owner_id.is_not(None))
-                    .where(Annotation.deleted_at.is_(None))
-                    .values(data=text, version=Annotation.version + 1, updated_at=self.clock())
-                    .returning(*_RETURNED)
-                )
-                if if_match != "*":
-                    query = query.where(Annotation.version == if_match)
-                row = s.execute(query).first()
+                statement = _CHANGES[if_match != "*"]
+                row = conn.execute(statement, {**params, "expected": if_match}).first()
             if row is None:
-                self._refuse(s, slug, item, owner, if_match, create_only)
+                self._refuse(conn, params, if_match, create_only)
         return _view(slug, row), row.created_at == row.updated_at
 
     def delete(
@@ -327,26 +389,13 @@ class Annotations:
         check_item(item)
         if role != "admin":
             check_own(deleter, owner)
-        now = self.clock()
-        with self.store.transaction() as s:
-            query = (
-                update(Annotation)
-                .where(*self._key(slug, item, owner), Annotation.deleted_at.is_(None))
-                .values(
-                    data=None,
-                    deleted_at=now,
-                    updated_at=now,
-                    version=Annotation.version + 1,
-                )
-                .returning(Annotation.version)
-            )
-            if role != "admin":  # an orphan (deleted account) is read-only but for admins
-                query = query.where(Annotation.owner_id.is_not(None))
-            if if_match not in (None, "*"):
-                query = query.where(Annotation.version == if_match)
-            version = s.execute(query).scalar()
+        params = {"slug": slug, "key_item": item, "key_owner": owner, "now": self.clock()}
+        statement = _DELETES[role != "admin", if_match not in (None, "*")]
+        with self.store.transaction(changes_access=False) as s:
+            conn = s.connection()
+            version = conn.execute(statement, {**params, "expected": if_match}).scalar()
             if version is None:
-                self._refuse(s, slug, item, owner, if_match, create_only=False)
+                self._refuse(conn, params, if_match, create_only=False)
         return version
 
     def import_batch(self, slug: str, records: object, importer: str, role: str | None):
@@ -368,13 +417,22 @@ class Annotations:
                     "send each annotation once."
                 )
         created = 0
-        with self.store.transaction() as s:
+        now = self.clock()
+        with self.store.transaction(changes_access=False) as s:
             owners = {owner for _, owner, _ in parsed}
             known = set(s.scalars(select(Account.name).where(Account.name.in_(owners))))
+            conn = s.connection()
             for i, (item, owner, text) in enumerate(parsed):
                 if owner not in known:
                     raise InvalidInput(f"Record {i}: there is no account named {owner!r}.")
-                row = self._upsert(s, slug, item, owner, text, create_only=False)
+                params = {
+                    "slug": slug,
+                    "key_item": item,
+                    "key_owner": owner,
+                    "text": text,
+                    "now": now,
+                }
+                row = self._upsert(conn, params, create_only=False)
                 if row is None:
                     raise Conflict(
                         f"Record {i}: the annotation of {owner!r} on item {item!r} belongs to "
@@ -406,59 +464,17 @@ class Annotations:
         except (InvalidInput, TooLarge) as e:
             raise type(e)(f"Record {i}: {e.message}") from None
 
-    def _key(self, slug: str, item: str, owner: str) -> tuple:
-        return (
-            Annotation.project_id == _project_id(slug),
-            Annotation.item == item,
-            Annotation.owner == owner,
-        )
-
-    def _upsert(self, s: Session, slug: str, item: str, owner: str, text: str, create_only: bool):
-        """Insert, or bump the existing row, in one statement (no read-then-write race).
-
-        A tombstone comes back to life with the next version; an orphan (its account
-        deleted) is never written; ``create_only`` writes only where nothing lives.
-        Returns the row, or None when nothing was written.
-        """
-        now = self.clock()
-        insert = self._insert(Annotation).values(
-            project_id=_project_id(slug),
-            item=item,
-            owner=owner,
-            owner_id=select(Account.id).where(Account.name == owner).scalar_subquery(),
-            data=text,
-            version=1,
-            created_at=now,
-            updated_at=now,
-        )
-        writable = Annotation.owner_id.is_not(None)
-        if create_only:
-            writable &= Annotation.deleted_at.is_not(None)
-        statement = insert.on_conflict_do_update(
-            index_elements=["project_id", "item", "owner"],
-            set_={
-                "data": insert.excluded.data,
-                "version": Annotation.version + 1,
-                "updated_at": now,
-                "created_at": case(
-                    (Annotation.deleted_at.is_(None), Annotation.created_at), else_=now
-                ),
-                "deleted_at": None,
-            },
-            where=writable,
-        ).returning(*_RETURNED)
+    def _upsert(self, conn: Connection, params: dict, create_only: bool) -> Row | None:
+        """The upserted row, or None when nothing was written (see _upsert_statement)."""
         try:
-            return s.execute(statement).first()
+            return conn.execute(self._upserts[create_only], params).first()
         except IntegrityError:  # the project went away under us
-            raise NotFound(f"There is no project {slug!r}.") from None
+            raise NotFound(f"There is no project {params['slug']!r}.") from None
 
-    def _refuse(self, s: Session, slug, item, owner, if_match, create_only: bool) -> None:
+    def _refuse(self, conn: Connection, params: dict, if_match, create_only: bool) -> None:
         """Why a write touched nothing: 409 (read-only orphan), 412 (lost condition) or 404."""
-        row = s.execute(
-            select(*_RETURNED, Annotation.owner_id, Annotation.deleted_at).where(
-                *self._key(slug, item, owner)
-            )
-        ).first()
+        slug, item, owner = params["slug"], params["key_item"], params["key_owner"]
+        row = conn.execute(_CURRENT, params).first()
         live = row is not None and row.deleted_at is None
         if row is not None and row.owner_id is None:
             raise Conflict(
