@@ -83,7 +83,7 @@ class Audit:
         secret = [key for key in details if any(word in key for word in _SECRET_KEYS)]
         if secret:
             raise ValueError(f"audit details must not hold secrets: {secret}")
-        with self.store.transaction() as s:
+        with self.store.transaction(changes_access=False) as s:  # a record grants nothing
             s.execute(
                 insert(AuditEvent).values(
                     at=self.clock(),

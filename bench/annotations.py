@@ -29,13 +29,9 @@ Run with `make bench` or `python -m bench.annotations`.
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -49,18 +45,16 @@ from authenticator.store import Store
 from bench.common import (
     ADMIN,
     CONNECTIONS,
+    PG_URL,
     THREADS,
     admin_session,
-    cpu_seconds,
+    postgres_admin,
     start_hub,
     wrk,
 )
 from tests.hub import Hub
 
 WARMUP = 1  # seconds of wrk before each measured run
-PG_URL = os.environ.get(
-    "ANNOTATIONS_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 SLUG = "demo"  # the demo config's project; the first admin is its admin
 API = f"/hub/annotations/api/projects/{SLUG}"
 OWNERS = 10  # annotators per item in the seeded project
@@ -124,62 +118,6 @@ TARGETS = [
 
 def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-# -- wrk with a script ------------------------------------------------------------------
-
-
-def wrk_script(
-    url: str,
-    headers: dict[str, str],
-    script: str,
-    pid: int,
-    seconds: int = ROUND_SECONDS,
-    warmup: int = WARMUP,
-) -> dict[str, float]:
-    """Like `bench.common.wrk`, with a Lua ``script`` (method, body, paths)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(script)
-    try:
-
-        def run(seconds: int) -> str:
-            cmd = [
-                "wrk",
-                f"-t{THREADS}",
-                f"-c{CONNECTIONS}",
-                f"-d{seconds}s",
-                "--latency",
-                "-s",
-                f.name,
-                url,
-            ]
-            for key, value in headers.items():
-                cmd += ["-H", f"{key}: {value}"]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-            if "Non-2xx" in out:
-                raise RuntimeError(f"{url} answered errors under load:\n{out}")
-            return out
-
-        run(warmup)
-        before = cpu_seconds(pid)
-        out = run(seconds)
-        after = cpu_seconds(pid)
-    finally:
-        os.unlink(f.name)
-
-    def ms(label: str) -> float:
-        value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out).groups()
-        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-    requests_done = int(re.search(r"(\d+) requests in", out).group(1))
-    result = {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50": ms("50%"),
-        "p99": ms("99%"),
-    }
-    if before is not None and after is not None:
-        result["cpu_us"] = (after - before) / max(requests_done, 1) * 1e6
-    return result
 
 
 # -- seeding ------------------------------------------------------------------------------
@@ -398,7 +336,7 @@ def run_backend(hub: Hub, backend: str, results: dict, notes: dict) -> None:
                         headers = {} if key.startswith("bare") else auth
                         result = wrk(url, headers, ROUND_SECONDS, WARMUP, cpu_pid=pid)
                     else:
-                        result = wrk_script(url, auth, script, pid)
+                        result = wrk(url, auth, ROUND_SECONDS, WARMUP, pid, script)
                     results.setdefault((backend, key), []).append(result)
 
         measure_group(GROUPS[0])
@@ -419,19 +357,6 @@ def run_sqlite(results: dict, notes: dict) -> None:
     finally:
         hub.stop()
     shutil.rmtree(hub.folder)  # only after a good run: a failed one keeps its hub log
-
-
-def postgres_admin() -> sa.Engine | None:
-    engine = sa.create_engine(
-        PG_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
-    )
-    try:
-        with engine.connect():
-            return engine
-    except sa.exc.OperationalError as e:
-        print(f"\nPostgreSQL is not reachable at {PG_URL}; skipping it: {e.orig}")
-        engine.dispose()
-        return None
 
 
 def run_postgres(results: dict, notes: dict) -> None:

@@ -13,22 +13,46 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from tests.hub import REPO, Browser, Hub
 
+PG_URL = os.environ.get(
+    "ANNOTATIONS_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 ADMIN = "admin"
 ADMIN_PASSWORD = "benchmark admin pw 1"
 DURATION = 10  # seconds of each measured wrk run
 THREADS, CONNECTIONS = 2, 16
 
 
-def _run_wrk(url: str, headers: dict[str, str], seconds: int) -> str:
+def _run_wrk(url: str, headers: dict[str, str], seconds: int, script: str | None) -> str:
     cmd = ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", url]
     for key, value in headers.items():
         cmd += ["-H", f"{key}: {value}"]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
+        if script is not None:
+            lua.write(script)
+            lua.flush()
+            cmd += ["-s", lua.name]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     if "Non-2xx" in out:
         raise RuntimeError(f"{url} answered errors under load:\n{out}")
     return out
+
+
+def postgres_admin() -> sa.Engine | None:
+    """An AUTOCOMMIT engine on the benchmark's PostgreSQL server, or None if unreachable."""
+    engine = sa.create_engine(
+        PG_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+    )
+    try:
+        with engine.connect():
+            return engine
+    except sa.exc.OperationalError as e:
+        print(f"\nPostgreSQL is not reachable at {PG_URL}; skipping it: {e.orig}")
+        engine.dispose()
+        return None
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -47,16 +71,18 @@ def wrk(
     duration: int = DURATION,
     warmup: int = 0,
     cpu_pid: int | None = None,
+    script: str | None = None,
 ) -> dict[str, float]:
     """Requests/s, p50 and p99 (ms) of ``url`` under wrk; a ``warmup`` run first if asked.
 
     With ``cpu_pid``, also ``cpu_us``: that process's CPU time per request (µs) during
     the measured run, which other load on the machine disturbs far less than req/s.
+    ``script``: a wrk Lua script (method, body, paths).
     """
     if warmup:
-        _run_wrk(url, headers, warmup)
+        _run_wrk(url, headers, warmup, script)
     cpu_before = cpu_seconds(cpu_pid) if cpu_pid else None
-    out = _run_wrk(url, headers, duration)
+    out = _run_wrk(url, headers, duration, script)
     cpu_after = cpu_seconds(cpu_pid) if cpu_pid else None
 
     def ms(label: str) -> float:

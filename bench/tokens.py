@@ -1,28 +1,28 @@
 """Benchmark: the personal-access-token fast path (SPEC section 12, tokens issue).
 
-Starts one real hub (behind the real proxy, SQLite) and measures with wrk, 2 threads
-and 16 connections, 10 s after a 2 s warm-up, in the same run:
-  (a) bare     a bare handler mounted in the hub (the ceiling)
+Starts two real hubs (behind the real proxy, SQLite), the second with 100,000 more
+tokens (of a few hundred accounts) in its table, and measures with wrk, 2 threads and
+16 connections, 10 s after a 2 s warm-up, in the same run:
+  (a) bare     a bare handler mounted in the first hub (the ceiling)
   (b) hub-api  JupyterHub's own GET /hub/api/user with a hub token
   (c) me       our GET /hub/annotations/api/me with a personal access token
-  (d) me-100k  the same with 100,000 more tokens (of a few hundred accounts) in the table
-and, on a second hub with `access_cache_seconds = 0`, (c) without the access cache.
+  (d) me-100k  the same on the second hub, with 100,000 more tokens in the table
+and, on a third hub with `access_cache_seconds = 0`, (c) without the access cache.
 Then, when PostgreSQL is reachable at ANNOTATIONS_TEST_POSTGRES, (c) and (d) again with
-the annotation store in a fresh PostgreSQL database (dropped afterwards).
+the annotation stores in fresh PostgreSQL databases (dropped afterwards).
 Prints the table (with the hub process's CPU time per request, which other load on the
 machine disturbs far less than req/s) and the ratios against the targets:
 (c) >= 2x (b), (c) >= 0.6x (a), (d) >= 0.9x (c). Run with `make bench`.
 
-``--rounds N`` (default 1) measures (a), (b) and (c) N times, interleaved, and (d) N
-times, and reports the median run of each (by req/s) with the range: steadier on a
-machine shared with other work.
+``--rounds N`` (default 1) measures every target N times, interleaved (a, b, c, d, a,
+b, c, d, ...), and reports the median run of each (by req/s) with the range: steadier
+on a machine shared with other work.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import random
 import secrets
 import shutil
@@ -37,9 +37,11 @@ from authenticator.store import make_engine
 from bench.common import (
     CONNECTIONS,
     DURATION,
+    PG_URL,
     THREADS,
     admin_session,
     hub_token,
+    postgres_admin,
     start_hub,
     wrk,
 )
@@ -49,9 +51,6 @@ WARMUP = 2  # seconds of wrk before each measured run
 TOKENS = 100_000
 ACCOUNTS = 400  # 250 tokens each, most of them expired or revoked
 BATCH = 10_000
-PG_URL = os.environ.get(
-    "ANNOTATIONS_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 ME = "/hub/annotations/api/me"
 
 # What people ask for, roughly how often.
@@ -155,36 +154,40 @@ def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
     return result
 
 
-def rounds_of(hub: Hub, targets: dict[str, tuple[str, dict]], rounds: int, results: dict):
-    """Each of ``targets`` (key: (path, headers)) ``rounds`` times, interleaved."""
-    runs: dict[str, list] = {key: [] for key in targets}
-    for _ in range(rounds):
-        for key, (path, headers) in targets.items():
-            runs[key].append(measure(hub, key, path, headers))
+def run_backend(results: dict, rounds: int, urls=(None, None), suffix: str = "") -> None:
+    """(c) and (d) on two hubs started side by side, one of them with 100,000 more
+    tokens; on SQLite (the default ``urls``) also (a) and (b), on the first hub. Every
+    target is measured ``rounds`` times, interleaved, so a change in the machine's other
+    load falls on all of them alike."""
+    hubs: list[Hub] = []
+    try:
+        few = start_hub(urls[0])
+        hubs.append(few)
+        many = start_hub(urls[1])
+        hubs.append(many)
+        fill_tokens(many.db_url)
+        targets: list[tuple[str, Hub, str, dict]] = []
+        if not suffix:
+            token = hub_token(admin_session(few))
+            targets += [
+                ("a", few, "/hub/bench/bare", {}),
+                ("b", few, "/hub/api/user", {"Authorization": f"token {token}"}),
+            ]
+        targets += [
+            ("c" + suffix, few, ME, {"Authorization": f"Bearer {create_pat(few)}"}),
+            ("d" + suffix, many, ME, {"Authorization": f"Bearer {create_pat(many)}"}),
+        ]
+        runs: dict[str, list] = {key: [] for key, *_ in targets}
+        for _ in range(rounds):
+            for key, hub, path, headers in targets:
+                runs[key].append(measure(hub, key, path, headers))
+    finally:
+        for hub in hubs:
+            hub.stop()
     for key, measured in runs.items():
         results[key] = median_run(measured)
-
-
-def me_runs(hub: Hub, pat: str, results: dict, c: str, d: str, rounds: int, more=None) -> None:
-    headers = {"Authorization": f"Bearer {pat}"}
-    rounds_of(hub, {**(more or {}), c: (ME, headers)}, rounds, results)
-    fill_tokens(hub.db_url)
-    rounds_of(hub, {d: (ME, headers)}, rounds, results)
-
-
-def run_sqlite(results: dict, rounds: int) -> None:
-    hub = start_hub()
-    try:
-        admin = admin_session(hub)
-        token, pat = hub_token(admin), create_pat(hub)
-        more = {
-            "a": ("/hub/bench/bare", {}),
-            "b": ("/hub/api/user", {"Authorization": f"token {token}"}),
-        }
-        me_runs(hub, pat, results, "c", "d", rounds, more)
-    finally:
-        hub.stop()
-    shutil.rmtree(hub.folder)  # only after a good run: a failed one keeps its hub log
+    for hub in hubs:
+        shutil.rmtree(hub.folder)  # only after a good run: a failed one keeps its hub log
 
 
 def run_uncached(results: dict) -> None:
@@ -198,37 +201,23 @@ def run_uncached(results: dict) -> None:
     shutil.rmtree(hub.folder)
 
 
-def postgres_admin() -> sa.Engine | None:
-    engine = sa.create_engine(
-        PG_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
-    )
-    try:
-        with engine.connect():
-            return engine
-    except sa.exc.OperationalError as e:
-        print(f"\nPostgreSQL is not reachable at {PG_URL}; skipping it: {e.orig}")
-        engine.dispose()
-        return None
-
-
 def run_postgres(results: dict, rounds: int) -> None:
     admin = postgres_admin()
     if admin is None:
         return
-    name = f"annotations_bench_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    names = [f"annotations_bench_{uuid.uuid4().hex[:12]}" for _ in range(2)]
     try:
-        url = sa.engine.make_url(PG_URL).set(database=name).render_as_string(False)
-        hub = start_hub(url)
-        try:
-            me_runs(hub, create_pat(hub), results, "c-pg", "d-pg", rounds)
-        finally:
-            hub.stop()
-        shutil.rmtree(hub.folder)
+        with admin.connect() as conn:
+            for name in names:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        urls = [
+            sa.engine.make_url(PG_URL).set(database=name).render_as_string(False) for name in names
+        ]
+        run_backend(results, rounds, urls, suffix="-pg")
     finally:
         with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            for name in names:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
@@ -236,7 +225,7 @@ LABELS = {
     "a": "(a) bare Tornado handler in the hub",
     "b": "(b) JupyterHub `GET /hub/api/user`, hub token",
     "c": "(c) our `GET /hub/annotations/api/me`, PAT",
-    "d": f"(d) the same, {TOKENS:,} more tokens in the table",
+    "d": f"(d) the same, {TOKENS:,} more tokens in the table (a second hub)",
     "c-nocache": "(c) with `access_cache_seconds = 0` (another hub)",
     "c-pg": "(c) on PostgreSQL",
     "d-pg": f"(d) on PostgreSQL, {TOKENS:,} more tokens",
@@ -281,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     args = parser.parse_args(argv)
     results: dict[str, dict[str, float]] = {}
-    run_sqlite(results, args.rounds)
+    run_backend(results, args.rounds)
     run_uncached(results)
     if not args.no_postgres:
         run_postgres(results, args.rounds)

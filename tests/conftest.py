@@ -30,6 +30,27 @@ def require(ok: bool, why: str) -> None:
         pytest.skip(why)
 
 
+class PostgresDatabases:
+    """Fresh databases of this run on the test server, all dropped when the run ends."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.created: list[str] = []
+
+    def create(self) -> str:
+        """The URL of a new, empty database."""
+        name = f"annotations_test_{uuid.uuid4().hex[:12]}"
+        with self.engine.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        self.created.append(name)
+        return str(sa.engine.make_url(PG_URL).set(database=name).render_as_string(False))
+
+    def drop_all(self) -> None:
+        with self.engine.connect() as conn:
+            for name in self.created:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(scope="session")
 def pg_admin():
     engine = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
@@ -38,23 +59,16 @@ def pg_admin():
             pass
     except sa.exc.OperationalError as e:
         require(False, f"PostgreSQL is not reachable at {PG_URL}: {e.orig}")
-    created: list[str] = []
-    yield engine, created
-    with engine.connect() as conn:
-        for name in created:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    databases = PostgresDatabases(engine)
+    yield databases
+    databases.drop_all()
     engine.dispose()
 
 
 @pytest.fixture
 def pg_url(pg_admin) -> str:
-    """A fresh, empty PostgreSQL database of this test's own (dropped afterwards)."""
-    engine, created = pg_admin
-    name = f"annotations_test_{uuid.uuid4().hex[:12]}"
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    created.append(name)
-    return str(sa.engine.make_url(PG_URL).set(database=name).render_as_string(False))
+    """A fresh, empty PostgreSQL database of this test's own (dropped at the end of the run)."""
+    return pg_admin.create()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -6,18 +6,15 @@ written."""
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy import delete, func, select
 
 from authenticator.audit import ACTIONS, PAGE_MAX, PAGE_SIZE, Audit
 from authenticator.errors import InvalidInput
 from authenticator.models import AuditEvent
 from authenticator.store import Store
-from tests.conftest import PG_URL
 
 START = datetime(2026, 11, 25, 9, 0, 0, tzinfo=UTC)
 
@@ -42,12 +39,7 @@ def store(request, tmp_path_factory):
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('audit') / 'annotations.sqlite'}"
     else:
-        engine, created = request.getfixturevalue("pg_admin")
-        name = f"annotations_test_{uuid.uuid4().hex[:12]}"
-        with engine.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        created.append(name)
-        url = sa.engine.make_url(PG_URL).set(database=name).render_as_string(False)
+        url = request.getfixturevalue("pg_admin").create()
     store = Store(url)
     store.migrate()
     yield store

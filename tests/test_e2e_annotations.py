@@ -31,7 +31,6 @@ from urllib.parse import quote
 
 import pytest
 import requests
-import sqlalchemy as sa
 
 from tests.conftest import PROXY, require
 from tests.hub import REPO, Browser, Hub
@@ -140,12 +139,7 @@ def db_url(request, tmp_path_factory) -> str:
     if request.param == "sqlite":
         folder = tmp_path_factory.mktemp("annotations-sqlite")
         return f"sqlite:///{folder / 'annotations.sqlite'}"
-    engine, created = request.getfixturevalue("pg_admin")
-    name = f"annotations_test_{uuid.uuid4().hex[:12]}"
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    created.append(name)
-    return str(sa.engine.make_url(engine.url).set(database=name).render_as_string(False))
+    return request.getfixturevalue("pg_admin").create()
 
 
 @pytest.fixture(scope="module")

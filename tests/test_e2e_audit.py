@@ -14,15 +14,13 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-import sqlalchemy as sa
 
-from tests.conftest import PG_URL, PROXY, require
+from tests.conftest import PROXY, require
 from tests.hub import REPO, Browser, Hub
 from tests.test_e2e_accounts import PASSWORD, admin_xsrf
 
@@ -302,12 +300,7 @@ def scenario(request, tmp_path_factory):
     if request.param == "sqlite":
         url = f"sqlite:///{folder / 'annotations.sqlite'}"
     else:
-        engine, created = request.getfixturevalue("pg_admin")
-        name = f"annotations_test_{uuid.uuid4().hex[:12]}"
-        with engine.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        created.append(name)
-        url = sa.engine.make_url(PG_URL).set(database=name).render_as_string(False)
+        url = request.getfixturevalue("pg_admin").create()
     hub_folder = folder / "hub"
     hub_folder.mkdir()
     hub = Hub(hub_folder, url)

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from dataclasses import dataclass, field
 
 import pytest
 import requests
 import schemathesis
-import sqlalchemy as sa
 import yaml
 from openapi_spec_validator import validate
 
@@ -28,7 +26,7 @@ from authenticator.permissions import SCOPES
 from authenticator.usernames import normalize
 from handlers import default_handlers
 from handlers.base import APINotFound, implemented_verbs
-from tests.conftest import PG_URL, PROXY, require
+from tests.conftest import PROXY, require
 from tests.hub import REPO, Browser, Hub
 from tests.test_e2e_accounts import give_password, logged_in_admin
 
@@ -272,7 +270,7 @@ def fuzz_target(request, tmp_path_factory):
     if request.param == "sqlite":
         db_url = f"sqlite:///{folder / 'annotations.sqlite'}"
     else:
-        db_url = fresh_pg_database(request.getfixturevalue("pg_admin"))
+        db_url = request.getfixturevalue("pg_admin").create()
     hub = Hub(folder, db_url).start()
     try:
         target = seed(hub)
@@ -282,15 +280,6 @@ def fuzz_target(request, tmp_path_factory):
         logs = REPO / "tests" / "artifacts" / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         (logs / f"test_fuzz-{request.param}.log").write_text(hub.log())
-
-
-def fresh_pg_database(pg_admin) -> str:
-    engine, created = pg_admin
-    name = f"annotations_test_{uuid.uuid4().hex[:12]}"
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    created.append(name)
-    return str(sa.engine.make_url(PG_URL).set(database=name).render_as_string(False))
 
 
 def self_destructive(case, target: FuzzTarget) -> str | None:

@@ -612,6 +612,7 @@ def test_project_views_serialise_with_the_fixed_field_names(three_projects):
         "name": "alice",
         "role": "admin",
         "source": "api",
+        "show_others": True,
     }
 
 

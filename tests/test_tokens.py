@@ -119,17 +119,19 @@ PERMISSION_ORDER = (
     "project:manage",
     "project:delete",
     "tokens:manage",
+    "annotations:read",
+    "annotations:write",
 )
 F, NF = Forbidden, NotFound
 
 # A hub admin's token (every role, so only the scope counts) with one scope, against
 # each permission in PERMISSION_ORDER.
 ADMIN_TOKEN_TABLE = {
-    "annotations:read": (OK, F, F, OK, F, F, F),
-    "annotations:write": (OK, F, F, OK, F, F, F),
-    "projects:manage": (OK, F, OK, OK, OK, OK, F),
-    "tokens:manage": (OK, F, F, F, F, F, OK),
-    "users:manage": (OK, OK, F, F, F, F, F),
+    "annotations:read": (OK, F, F, OK, F, F, F, OK, F),
+    "annotations:write": (OK, F, F, OK, F, F, F, OK, OK),
+    "projects:manage": (OK, F, OK, OK, OK, OK, F, F, F),
+    "tokens:manage": (OK, F, F, F, F, F, OK, F, F),
+    "users:manage": (OK, OK, F, F, F, F, F, F, F),
 }
 
 # A non-admin's token with one scope, on a project where their membership is None,
@@ -151,6 +153,13 @@ MEMBER_TOKEN_TABLE = {
     ("users:manage", "users:manage"): (F, F, F, F),  # a scope is no role
     ("tokens:manage", "tokens:manage"): (OK, OK, OK, OK),
     ("annotations:read", "tokens:manage"): (F, F, F, F),
+    ("annotations:read", "annotations:read"): (NF, OK, OK, OK),
+    ("annotations:read", "annotations:write"): (NF, F, F, F),
+    ("annotations:write", "annotations:read"): (NF, OK, OK, OK),  # writing implies reading
+    ("annotations:write", "annotations:write"): (NF, F, OK, OK),  # viewers never write
+    ("projects:manage", "annotations:read"): (NF, F, F, F),
+    ("projects:manage", "annotations:write"): (NF, F, F, F),
+    ("tokens:manage", "annotations:read"): (NF, F, F, F),
 }
 MEMBER_ROLES = (None, "viewer", "annotator", "admin")
 
