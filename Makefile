@@ -38,5 +38,5 @@ clean-state:
 bench: install
 	@command -v wrk >/dev/null || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q wrk)
 	PATH="$(BIN):$$PATH" $(BIN)/python -m bench.login_load
-	PATH="$(BIN):$$PATH" $(BIN)/python -m bench.tokens
+	PATH="$(BIN):$$PATH" $(BIN)/python -m bench.tokens --rounds 3
 	PATH="$(BIN):$$PATH" $(BIN)/python -m bench.annotations

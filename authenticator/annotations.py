@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 from sqlalchemy import Row, bindparam, case, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -120,10 +121,6 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
     raise InvalidInput("The cursor is not one this API gave out: start again without it.")
 
 
-def _project_id(slug: str):
-    return select(Project.id).where(Project.slug == slug).scalar_subquery()
-
-
 _RETURNED = (
     Annotation.item,
     Annotation.owner,
@@ -162,6 +159,22 @@ _CHANGE = (
     .returning(*_RETURNED)
 )
 _CHANGES = {False: _CHANGE, True: _CHANGE.where(Annotation.version == bindparam("expected"))}
+
+
+@cache
+def _page_statement(own_only: bool, by_item: bool, by_owner: bool, after: bool):
+    """The page query for one combination of filters (16 at most, each built once)."""
+    query = select(*_RETURNED).where(_KEY[0], Annotation.deleted_at.is_(None))
+    if own_only:  # a deleted account's annotations are not a namesake's own
+        query = query.where(Annotation.owner_id.is_not(None))
+    if by_item:
+        query = query.where(_KEY[1])
+    if by_owner:
+        query = query.where(_KEY[2])
+    if after:
+        position = (bindparam("after_item"), bindparam("after_owner"))
+        query = query.where(tuple_(Annotation.item, Annotation.owner) > tuple_(*position))
+    return query.order_by(Annotation.item, Annotation.owner).limit(bindparam("limit"))
 
 
 def _delete_statement(owner_only: bool, versioned: bool):
@@ -311,24 +324,17 @@ class Annotations:
         if not 1 <= limit <= PAGE_MAX:
             raise InvalidInput(f"'limit' must be 1 to {PAGE_MAX}.")
         after = decode_cursor(cursor) if cursor else None
-        query = select(*_RETURNED).where(
-            Annotation.project_id == _project_id(slug), Annotation.deleted_at.is_(None)
-        )
-        if not self.reads_others(slug, reader, role):
+        own_only = not self.reads_others(slug, reader, role)
+        if own_only:
             if owner not in (None, reader):
                 return Page([], None)  # the others are not there for this reader
-            # Own only: a deleted account's annotations are not a namesake's own.
             owner = reader
-            query = query.where(Annotation.owner_id.is_not(None))
-        if item is not None:
-            query = query.where(Annotation.item == item)
-        if owner is not None:
-            query = query.where(Annotation.owner == owner)
-        if after is not None:
-            query = query.where(tuple_(Annotation.item, Annotation.owner) > after)
-        query = query.order_by(Annotation.item, Annotation.owner).limit(limit + 1)
+        query = _page_statement(own_only, item is not None, owner is not None, bool(after))
+        params = {"slug": slug, "key_item": item, "key_owner": owner, "limit": limit + 1}
+        if after:
+            params["after_item"], params["after_owner"] = after
         with self.store.reading() as conn:
-            rows = conn.execute(query).all()
+            rows = conn.execute(query, params).all()
         views = [_view(slug, row) for row in rows[:limit]]
         more = len(rows) > limit
         return Page(views, encode_cursor(views[-1].item, views[-1].owner) if more else None)
