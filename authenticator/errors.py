@@ -11,6 +11,8 @@ class AnnotationError(Exception):
     status = 400
     # More JSON for an API client, beside the error (never a secret).
     details: dict | None = None
+    # Response headers that belong with the error.
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -59,6 +61,8 @@ class PreconditionFailed(AnnotationError):
     def __init__(self, message: str, current: dict | None) -> None:
         super().__init__(message)
         self.details = {"current": current}
+        if current is not None:  # the version to retry with, as every response carries it
+            self.headers = {"ETag": f'"{current["version"]}"'}
 
 
 class TooLarge(AnnotationError):

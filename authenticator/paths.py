@@ -12,10 +12,11 @@ DATA_NAME = "jupyterhub-annotation-auth"
 
 
 def share_dir() -> Path:
-    """``share/`` of an installed wheel (data_files), or of a source checkout."""
+    """``share/`` of a source checkout (so an editable install sees edits at once), or
+    of an installed wheel (data_files)."""
     for candidate in (
-        Path(sys.prefix) / "share" / DATA_NAME,
         Path(__file__).resolve().parent.parent / "share",
+        Path(sys.prefix) / "share" / DATA_NAME,
     ):
         if (candidate / "templates").is_dir():
             return candidate

@@ -109,6 +109,16 @@ def _strings(value: Any) -> list[str]:
     return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
 
 
+def _is_text(value: str) -> bool:
+    """False for a string with a lone surrogate: JSON's "\\ud800" parses to one, and no
+    database driver can store it."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _as_tuple(kind: type | tuple) -> tuple:
     return kind if isinstance(kind, tuple) else (kind,)
 
@@ -214,8 +224,13 @@ class AnnotationHandler(BaseHandler):
         # A domain error is the user's mistake, not ours: one line, no traceback.
         if isinstance(value, AnnotationError):
             self.log.info("%d %s: %s", value.status, self._request_summary(), value.message)
-        else:
+        elif isinstance(value, web.HTTPError):
             super().log_exception(typ, value, tb)
+        else:
+            # Tornado's own line adds repr(request), whose raw URI can hold a link token.
+            self.log.error(
+                "Uncaught exception %s", self._request_summary(), exc_info=(typ, value, tb)
+            )
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc_info = kwargs.get("exc_info")
@@ -226,6 +241,7 @@ class AnnotationHandler(BaseHandler):
             # The standard phrase as the reason, so pages title "403 : Forbidden" and
             # show our message once, below it.
             http_error = web.HTTPError(status_code, error.message, reason=responses[status_code])
+            http_error.headers = error.headers
             kwargs["exc_info"] = (web.HTTPError, http_error, None)
             kwargs["details"] = error.details
         self.render_error(status_code, **kwargs)
@@ -322,8 +338,13 @@ class APIHandler(AnnotationHandler):
             # Names, slugs, descriptions: PostgreSQL text cannot hold NUL, and no name
             # needs one; refused the same on every backend. (Any-JSON fields are stored
             # as JSON text, where NUL is escaped.)
-            if any("\x00" in text for text in _strings(value)):
-                raise InvalidInput(f"{key!r} contains a NUL character (\\u0000): remove it.")
+            for text in _strings(value):
+                if "\x00" in text:
+                    raise InvalidInput(f"{key!r} contains a NUL character (\\u0000): remove it.")
+                if not _is_text(text):
+                    raise InvalidInput(
+                        f"{key!r} has an unpaired surrogate (like \\ud800): send valid Unicode."
+                    )
         return body
 
     def write_json(self, payload: Any, status: int = 200) -> None:

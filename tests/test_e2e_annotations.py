@@ -194,6 +194,8 @@ def refused_412(answer: requests.Response, *words: str) -> dict | None:
     assert "current" in body, body
     if body["current"] is not None:
         assert set(body["current"]) == ANNOTATION_FIELDS
+        # The version to retry with travels as the ETag, as on every other answer.
+        assert answer.headers.get("ETag") == etag(body["current"]["version"]), answer.headers
     return body["current"]
 
 
@@ -1201,5 +1203,18 @@ def test_hostile_input_gets_a_4xx_never_a_500(world):
         elif method != "GET" or "cursor" not in path:
             error(answer, answer.status_code)
             assert 400 <= answer.status_code < 500
+    # JSON "\ud800" parses to a lone surrogate, which no database can store.
+    browser = world.browser("admin")
+    for method, path, body in (
+        ("POST", "tokens", {"name": "\ud800"}),
+        ("POST", "tokens", {"name": "t", "projects": [slug, "\udc00"]}),
+        ("PATCH", f"projects/{slug}", {"description": "a\ud800"}),
+        ("POST", "projects", {"slug": "s", "description": "\ud800"}),
+    ):
+        answer = browser.api(method, path, body)
+        if answer.status_code >= 500:
+            failures.append((answer.status_code, method, path, body))
+        else:
+            error(answer, 400, "surrogate")
     assert not failures, failures
     assert state(world, slug) == before

@@ -1,0 +1,48 @@
+"""What our handlers log when something fails: never the secret a URL may carry."""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+
+from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
+
+from authenticator.errors import InvalidInput
+from handlers.base import AnnotationHandler
+
+LINK_TOKEN = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0.c2lnbmF0dXJl"  # the shape of a link token
+
+
+def handler_for(uri: str) -> SimpleNamespace:
+    """The parts of a handler that `log_exception` uses, for a request to ``uri``."""
+    line = RequestStartLine("GET", uri, "HTTP/1.1")
+    request = HTTPServerRequest(start_line=line, headers=HTTPHeaders({"Host": "127.0.0.1"}))
+    fake = SimpleNamespace(request=request, log=logging.getLogger("test.handler"))
+    fake._request_summary = lambda: AnnotationHandler._request_summary(fake)
+    return fake
+
+
+def log_of(caplog, uri: str, error: Exception) -> str:
+    fake = handler_for(uri)
+    with caplog.at_level(logging.INFO):
+        try:
+            raise error
+        except Exception as e:
+            AnnotationHandler.log_exception(fake, type(e), e, e.__traceback__)
+    return caplog.text
+
+
+def test_an_uncaught_exception_on_a_link_url_does_not_log_the_link_token(caplog):
+    uri = f"/hub/annotations/set-password?token={LINK_TOKEN}"
+    text = log_of(caplog, uri, RuntimeError("database went away"))
+    assert "Uncaught exception GET /hub/annotations/set-password" in text
+    assert "database went away" in text  # the traceback is still there to debug
+    assert LINK_TOKEN not in text
+
+
+def test_a_domain_error_is_one_line_without_the_link_token(caplog):
+    uri = f"/hub/annotations/set-password?token={LINK_TOKEN}"
+    text = log_of(caplog, uri, InvalidInput("Passwords do not match."))
+    assert "400 GET /hub/annotations/set-password" in text
+    assert "Traceback" not in text
+    assert LINK_TOKEN not in text
