@@ -18,8 +18,13 @@ from pathlib import Path
 
 import requests
 
+from authenticator.errors import Unauthenticated
+from authenticator.tokens import digest_of
+
 REPO = Path(__file__).resolve().parent.parent
+ARTIFACT_LOGS = REPO / "tests" / "artifacts" / "logs"
 SETUP_URL = re.compile(r"(http://\S+/hub/annotations/set-password\?token=\S+)")
+TOKEN_SHAPE = re.compile(r"anno_[0-9A-Za-z]{49}")
 
 
 def _ephemeral_ports() -> range:
@@ -164,6 +169,23 @@ class Hub:
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def keep_log(self, name: str) -> None:
+        """Keep the whole log for CI, as tests/artifacts/logs/<name>.log."""
+        ARTIFACT_LOGS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACT_LOGS / f"{name}.log").write_text(self.log())
+
+    def tokens_in_log(self) -> list[str]:
+        """The start of every real annotation token (right shape and checksum) anywhere
+        in the log, whoever issued it: there must be none."""
+        found = []
+        for candidate in sorted(set(TOKEN_SHAPE.findall(self.log()))):
+            try:
+                digest_of(candidate)
+            except Unauthenticated:
+                continue  # a string of that shape, but no token we could have made
+            found.append(f"{candidate[:9]}...")
+        return found
 
     def log_tail(self, lines: int = 40) -> str:
         """The end of the log for an error message (the whole log is kept as an artifact)."""

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from tests.conftest import PROXY, require
-from tests.hub import REPO, Browser, Hub
+from tests.hub import Browser, Hub
 from tests.test_e2e_accounts import PASSWORD, admin_xsrf
 
 pytestmark = pytest.mark.e2e
@@ -310,9 +310,8 @@ def scenario(request, tmp_path_factory):
         yield drive(hub, request.param, started)
     finally:
         hub.stop()
-        logs = REPO / "tests" / "artifacts" / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        (logs / f"test_e2e_audit-{request.param}.log").write_text(hub.log())
+        hub.keep_log(f"test_e2e_audit-{request.param}")
+    assert not hub.tokens_in_log(), f"plaintext tokens in the hub log: {hub.tokens_in_log()}"
 
 
 # -- reading the log --------------------------------------------------------------------

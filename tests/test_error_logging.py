@@ -8,7 +8,9 @@ from types import SimpleNamespace
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
 from authenticator.errors import InvalidInput
+from authenticator.tokens import generate
 from handlers.base import AnnotationHandler
+from tests.hub import Hub
 
 LINK_TOKEN = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0.c2lnbmF0dXJl"  # the shape of a link token
 
@@ -46,3 +48,12 @@ def test_a_domain_error_is_one_line_without_the_link_token(caplog):
     assert "400 GET /hub/annotations/set-password" in text
     assert "Traceback" not in text
     assert LINK_TOKEN not in text
+
+
+def test_the_log_scan_finds_real_tokens_and_ignores_lookalikes(tmp_path):
+    """The check every end-to-end fixture runs on its hub log can fail."""
+    real = generate()
+    lookalike = f"anno_{'x' * 49}"  # the shape, not the checksum
+    hub = Hub(tmp_path, "sqlite://")
+    hub.log_path.write_text(f"GET /x {lookalike}\nsomething {real} leaked\n")
+    assert hub.tokens_in_log() == [f"{real[:9]}..."]
