@@ -33,7 +33,7 @@ from .paths import public_hub_url, share_dir, state_dir
 from .permissions import SCOPES, Principal
 from .projects import Projects, parse_declared
 from .store import Store
-from .tokens import Tokens
+from .tokens import Tokens, server_token_name
 
 SET_PASSWORD_PATH = "annotations/set-password"  # noqa: S105 - a URL path, not a secret
 
@@ -195,7 +195,10 @@ class AnnotationAuthenticator(Authenticator):
         call the API: the server's environment gets ``ANNOTATIONS_API_URL`` and
         ``ANNOTATIONS_TOKEN``. The token is revoked when the server stops and never
         outlives `token_max_lifetime_days`. Empty (the default): no token is injected.
-        Example: ``["annotations:read", "annotations:write"]``.
+        Example: ``["annotations:read", "annotations:write"]``. ``users:manage`` is
+        refused: anything running in a server can read its token, and a notebook must
+        not act as a hub admin. The token is named ``server:<server name>`` and does not
+        count toward `token_max_live_per_user`.
         """,
     ).tag(config=True)
 
@@ -204,6 +207,15 @@ class AnnotationAuthenticator(Authenticator):
         unknown = sorted(set(proposal.value) - set(SCOPES))
         if unknown:
             raise TraitError(f"inject_token_scopes: unknown scopes {unknown}; use {SCOPES}")
+        if "users:manage" in proposal.value:
+            # Refused at start rather than dropped per user: silently giving admins'
+            # notebooks different rights from everyone else's would surprise more.
+            raise TraitError(
+                "inject_token_scopes must not contain 'users:manage': it makes a token act "
+                "as a hub admin (reset links, new admins), and any code running in a "
+                "notebook server can read the server's token. Remove it; a hub admin "
+                "who needs it creates a personal token at /hub/annotations/tokens."
+            )
         return proposal.value
 
     access_cache_seconds = Float(
@@ -455,21 +467,24 @@ class AnnotationAuthenticator(Authenticator):
     # -- spawned servers ------------------------------------------------------------
 
     def _server_token_name(self, spawner) -> str:
-        return f"server:{spawner.name or 'default'}"
+        return server_token_name(spawner.name)
 
     def pre_spawn_start(self, user, spawner) -> None:
         """Give the server a token of `inject_token_scopes` and where the API is.
 
-        A token left from a server that died without `post_spawn_stop` is revoked first.
+        Called by the hub before each start of a server; an error here fails the
+        spawn, so nothing the user controls (their other tokens, the server's name)
+        may make it fail. A token left from a server that died without
+        `post_spawn_stop` is replaced.
         """
         if not self.inject_token_scopes:
             return
-        name = self._server_token_name(spawner)
-        self.tokens.revoke_named(user.name, name)
         account = self.accounts.get(user.name)
         owner = Principal(name=account.name, admin=self.accounts.is_admin(account))
-        plaintext, view = self.tokens.create(owner, name, scopes=self.inject_token_scopes)
-        self.audit.record("token.create", user.name, user.name, id=view.id, name=name)
+        plaintext, view = self.tokens.create_for_server(
+            owner, spawner.name, self.inject_token_scopes
+        )
+        self.audit.record("token.create", user.name, user.name, id=view.id, name=view.name)
         spawner.environment["ANNOTATIONS_TOKEN"] = plaintext
         spawner.environment["ANNOTATIONS_API_URL"] = f"{spawner.hub.url}annotations/api/"
 

@@ -23,7 +23,7 @@ from .access_cache import AccessCache
 from .accounts import require_account
 from .errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from .models import Account, Membership, Project, Token, utcnow
-from .permissions import SCOPES, Principal
+from .permissions import SCOPES, USERS_MANAGE, Principal, authorize
 from .store import Store
 
 PREFIX = "anno_"
@@ -33,6 +33,10 @@ _SECRET_LENGTH = 43  # 43 * log2(62) = 256 bits
 _CHECK_LENGTH = 6
 _FORMAT = re.compile(rf"{PREFIX}[0-9A-Za-z]{{{_SECRET_LENGTH + _CHECK_LENGTH}}}")
 NAME_MAX = 100
+# Names of the tokens the hub gives to spawned servers: nobody else may use the prefix,
+# since the hub revokes a server's token by its name.
+SERVER_PREFIX = "server:"
+_SERVER_DIGEST_LENGTH = 12
 
 
 def _base62(number: int, width: int) -> str:
@@ -74,6 +78,32 @@ def _check_checksum(token: str) -> None:
     secret, check = token[len(PREFIX) : -_CHECK_LENGTH], token[-_CHECK_LENGTH:]
     if not secrets.compare_digest(_checksum(secret), check):
         raise Unauthenticated("The token's checksum does not match: it was mistyped or cut.")
+
+
+def server_token_name(server_name: str) -> str:
+    """The name of the token injected into server ``server_name`` ('' is the default).
+
+    At most NAME_MAX characters: a longer one keeps its start and ends with a digest of
+    the server name, so it is the same at every start of that server (`post_spawn_stop`
+    finds it again) and differs from every other server's.
+    """
+    name = f"{SERVER_PREFIX}{server_name or 'default'}"
+    if len(name) <= NAME_MAX:
+        return name
+    digest = hashlib.sha256(server_name.encode()).hexdigest()[:_SERVER_DIGEST_LENGTH]
+    return f"{name[: NAME_MAX - _SERVER_DIGEST_LENGTH - 1]}~{digest}"
+
+
+def _is_server_token(name) -> bool:
+    # Ignoring case: "Server:default" in a list would pass for the hub's own.
+    return isinstance(name, str) and name.lower().startswith(SERVER_PREFIX)
+
+
+def check_may_manage_others(caller: Principal) -> None:
+    """Acting on somebody else's tokens (listing everyone's, revoking theirs, minting for
+    a service account) is user management: a hub admin, and by token only with
+    ``users:manage``. The one rule for all of them, decided by `authorize`."""
+    authorize(caller, USERS_MANAGE)
 
 
 @dataclass(frozen=True)
@@ -219,13 +249,38 @@ class Tokens:
 
         Returns the plaintext (shown once, never stored) and the metadata.
         """
+        name = name.strip() if isinstance(name, str) else name
+        _check_name(name)
+        return self._issue(owner, name, scopes, projects, expires_in_days, via)
+
+    def create_for_server(
+        self, owner: Principal, server_name: str, scopes: Iterable[str]
+    ) -> tuple[str, TokenView]:
+        """The token injected into ``owner``'s server ``server_name`` as it starts.
+
+        Named by `server_token_name`; replaces the live one a previous start left (a
+        server that died without `post_spawn_stop`). It does not count toward
+        `max_live_per_user`: a user at the cap can still start their server, and there
+        is at most one such token per server.
+        """
+        return self._issue(owner, server_token_name(server_name), scopes, server=True)
+
+    def _issue(
+        self,
+        owner: Principal,
+        name: str,
+        scopes: Iterable[str] | None,
+        projects: Iterable[str] | None = None,
+        expires_in_days: int | None = None,
+        via: Principal | None = None,
+        server: bool = False,
+    ) -> tuple[str, TokenView]:
         if scopes is not None and not scopes:
             raise InvalidInput("'scopes' is empty: ask for at least one, or leave it out.")
-        name = name.strip() if isinstance(name, str) else name
         scopes = sorted(set(scopes or DEFAULT_SCOPES))
         projects = None if projects is None else sorted(set(projects))
         days = self.max_lifetime_days if expires_in_days is None else expires_in_days
-        self._check_request(owner, name, scopes, projects, days)
+        self._check_request(owner, scopes, days)
         now = self.clock()
         expires_at = now + timedelta(days=days)
         if via is not None and via.auth == "token":
@@ -238,31 +293,21 @@ class Tokens:
                 # Locked: two creates at once cannot both slip under the cap.
                 account = require_account(s, owner.name, lock=True)
                 self._check_projects(s, owner, projects)
-                # An expired token no longer holds its name.
+                # An expired token no longer holds its name; a server's new token
+                # replaces its old one outright.
+                held = [Token.expires_at <= now] if not server else []
                 s.execute(
                     update(Token)
                     .where(
                         Token.account_id == account.id,
                         Token.name == name,
                         Token.revoked_at.is_(None),
-                        Token.expires_at <= now,
+                        *held,
                     )
                     .values(revoked_at=now)
                 )
-                live = s.scalar(
-                    select(func.count())
-                    .select_from(Token)
-                    .where(
-                        Token.account_id == account.id,
-                        Token.revoked_at.is_(None),
-                        Token.expires_at > now,
-                    )
-                )
-                if live >= self.max_live_per_user:
-                    raise Conflict(
-                        f"You have {live} live tokens, the limit: revoke some before "
-                        "creating another."
-                    )
+                if not server:
+                    self._check_cap(s, account.id, now)
                 record = Token(
                     account_id=account.id,
                     name=name,
@@ -280,11 +325,25 @@ class Tokens:
                 f"You already have a token named {name!r}: choose another name."
             ) from None
 
-    def _check_request(
-        self, owner: Principal, name: str, scopes: list[str], projects, days
-    ) -> None:
-        if not isinstance(name, str) or not 1 <= len(name.strip()) <= NAME_MAX:
-            raise InvalidInput(f"A token needs a name of 1 to {NAME_MAX} characters.")
+    def _check_cap(self, s, account_id: int, now: datetime) -> None:
+        """At most `max_live_per_user` live tokens, not counting servers' tokens."""
+        live = s.scalar(
+            select(func.count())
+            .select_from(Token)
+            .where(
+                Token.account_id == account_id,
+                Token.revoked_at.is_(None),
+                Token.expires_at > now,
+                # substr, not LIKE: LIKE ignores case on SQLite but not on PostgreSQL.
+                func.substr(Token.name, 1, len(SERVER_PREFIX)) != SERVER_PREFIX,
+            )
+        )
+        if live >= self.max_live_per_user:
+            raise Conflict(
+                f"You have {live} live tokens, the limit: revoke some before creating another."
+            )
+
+    def _check_request(self, owner: Principal, scopes: list[str], days) -> None:
         unknown = [scope for scope in scopes if scope not in SCOPES]
         if unknown:
             raise InvalidInput(f"Unknown scope {unknown[0]!r}: use some of {', '.join(SCOPES)}.")
@@ -332,7 +391,8 @@ class Tokens:
         return [_view(record, name, self.last_used.seen.get(record.id)) for record, name in rows]
 
     def revoke(self, token_id: int, caller: Principal) -> str:
-        """Revoke by id: the owner, or a hub admin; anyone else gets 404 (no leak).
+        """Revoke by id: the owner, or as `check_may_manage_others` allows; anyone who
+        is no hub admin gets 404 for somebody else's token (no leak).
 
         Returns the owner's name."""
         with self.store.transaction() as s:
@@ -341,8 +401,11 @@ class Tokens:
                 .join(Account, Account.id == Token.account_id)
                 .where(Token.id == token_id, Token.revoked_at.is_(None))
             ).first()
-            if row is None or (row.name != caller.name and not caller.admin):
+            others = row is not None and row.name != caller.name
+            if row is None or (others and not caller.admin):  # no leak to non-admins
                 raise NotFound(f"You have no token with id {token_id}.")
+            if others:
+                check_may_manage_others(caller)
             row.Token.revoked_at = self.clock()
         self.last_used.forget(token_id)
         return row.name
@@ -360,6 +423,43 @@ class Tokens:
                 )
                 .values(revoked_at=self.clock())
             ).rowcount
+
+    def revoke_server_tokens_except(self, running: Iterable[tuple[str, str]]) -> list[TokenView]:
+        """Revoke every live server token but those of ``running`` servers, given as
+        (owner, server name) pairs; returns the revoked ones.
+
+        For hub start: a server that stopped while `post_spawn_stop` could not run (the
+        hub crashed, the database was away) left its token live until that server
+        starts again. ``running`` must name every server started with this database,
+        by any hub: a server missing from it loses its token.
+        """
+        keep = {(owner, server_token_name(server)) for owner, server in running}
+        with self.store.transaction() as s:
+            rows = s.execute(
+                select(Token, Account.name)
+                .join(Account, Account.id == Token.account_id)
+                .where(
+                    Token.revoked_at.is_(None),
+                    func.substr(Token.name, 1, len(SERVER_PREFIX)) == SERVER_PREFIX,
+                )
+            ).all()
+            stale = [(record, owner) for record, owner in rows if (owner, record.name) not in keep]
+            now = self.clock()
+            for record, _ in stale:
+                record.revoked_at = now
+        for record, _ in stale:
+            self.last_used.forget(record.id)
+        return [_view(record, owner) for record, owner in stale]
+
+
+def _check_name(name) -> None:
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= NAME_MAX:
+        raise InvalidInput(f"A token needs a name of 1 to {NAME_MAX} characters.")
+    if _is_server_token(name):
+        raise InvalidInput(
+            f"Token names starting with {SERVER_PREFIX!r} are reserved for the tokens the "
+            "hub gives to notebook servers: choose another name."
+        )
 
 
 def _check_not_broader(

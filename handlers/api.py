@@ -18,9 +18,9 @@ from authenticator.permissions import (
     PROJECTS_CREATE,
     TOKENS_MANAGE,
     USERS_MANAGE,
-    authorize,
 )
 from authenticator.projects import SETTING_TYPES
+from authenticator.tokens import check_may_manage_others
 from authenticator.usernames import normalize
 
 from .base import APIHandler, requires
@@ -214,7 +214,7 @@ class TokensHandler(APIHandler):
     def get(self) -> None:
         owner = self.principal.name
         if self.get_argument("all", "") in ("1", "true"):
-            authorize(self.principal, USERS_MANAGE)
+            check_may_manage_others(self.principal)
             owner = None
         self.write_json(listing([t.as_json() for t in self.authenticator.tokens.listing(owner)]))
 
@@ -236,7 +236,7 @@ class TokensHandler(APIHandler):
         owner = self.principal
         if normalize(body.get("owner", owner.name)) != owner.name:
             # A service account has no password, so no session: a hub admin mints for it.
-            authorize(self.principal, USERS_MANAGE)
+            check_may_manage_others(self.principal)
             owner = self.accounts.service_principal(normalize(body["owner"]))
         plaintext, view = self.authenticator.tokens.create(
             owner,
@@ -251,7 +251,8 @@ class TokensHandler(APIHandler):
 
 
 class TokenHandler(APIHandler):
-    """``DELETE tokens/{id}``: revoke one of yours (hub admins: anyone's)."""
+    """``DELETE tokens/{id}``: revoke one of yours (hub admins: anyone's, by token only
+    with ``users:manage``, as for listing everyone's)."""
 
     @requires(TOKENS_MANAGE)
     def delete(self, token_id: str) -> None:

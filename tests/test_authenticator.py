@@ -9,9 +9,12 @@ from types import SimpleNamespace
 
 import pytest
 from tornado import web
+from traitlets import TraitError
 
 from authenticator import passwords
 from authenticator.auth import AnnotationAuthenticator
+from authenticator.errors import Unauthenticated
+from authenticator.permissions import SCOPES, Principal
 
 PASSWORD = "correct horse 4 annotations"
 BOB_PASSWORD = "battery staple 5 annotations"
@@ -339,3 +342,60 @@ async def test_refresh_user_logs_out_a_deleted_account(auth):
     auth.add_user(user("bob"))
     auth.delete_user(user("bob"))
     assert await auth.refresh_user(user("bob")) is False
+
+
+# -- spawned servers -------------------------------------------------------------
+
+READ_WRITE = ["annotations:read", "annotations:write"]
+
+
+def spawner(name: str = "") -> SimpleNamespace:
+    hub = SimpleNamespace(url="http://127.0.0.1:8081/hub/")
+    return SimpleNamespace(name=name, environment={}, hub=hub)
+
+
+def test_a_user_at_the_token_cap_can_still_start_their_server(make_auth):
+    auth = make_auth(inject_token_scopes=READ_WRITE, token_max_live_per_user=2)
+    auth.check_allow_config()
+    auth.add_user(user("bob"))
+    for name in ("laptop", "ci"):
+        auth.tokens.create(Principal(name="bob", admin=False), name)
+    server = spawner()
+    auth.pre_spawn_start(user("bob"), server)
+    principal = auth.tokens.authenticate(server.environment["ANNOTATIONS_TOKEN"])
+    assert principal.name == "bob" and principal.scopes == set(READ_WRITE)
+    api_url = server.environment["ANNOTATIONS_API_URL"]
+    assert api_url == "http://127.0.0.1:8081/hub/annotations/api/"
+
+
+def test_a_server_with_a_long_name_gets_a_token_that_dies_at_its_stop(make_auth):
+    auth = make_auth(inject_token_scopes=READ_WRITE)
+    auth.check_allow_config()
+    auth.add_user(user("bob"))
+    server = spawner("x" * 255)  # JupyterHub keeps names of up to 255 characters
+    auth.pre_spawn_start(user("bob"), server)
+    plaintext = server.environment["ANNOTATIONS_TOKEN"]
+    auth.tokens.authenticate(plaintext)
+    (listed,) = auth.tokens.listing("bob")
+    assert len(listed.name) <= 100 and listed.name.startswith("server:xxx")
+    auth.post_spawn_stop(user("bob"), server)
+    with pytest.raises(Unauthenticated, match="revoked"):
+        auth.tokens.authenticate(plaintext)
+
+
+@pytest.mark.parametrize("scopes", [["users:manage"], ["annotations:read", "users:manage"]])
+def test_inject_token_scopes_refuses_users_manage_and_says_why(make_auth, scopes):
+    with pytest.raises(TraitError) as e:
+        make_auth(inject_token_scopes=scopes)
+    assert "must not contain 'users:manage'" in str(e.value)
+    assert "hub admin" in str(e.value) and "notebook" in str(e.value)
+
+
+def test_inject_token_scopes_accepts_every_other_scope(make_auth):
+    others = [s for s in SCOPES if s != "users:manage"]
+    auth = make_auth(inject_token_scopes=others)
+    auth.check_allow_config()
+    auth.add_user(user("bob"))  # no hub admin: the spawn must not fail
+    server = spawner()
+    auth.pre_spawn_start(user("bob"), server)
+    assert auth.tokens.authenticate(server.environment["ANNOTATIONS_TOKEN"]).scopes == set(others)

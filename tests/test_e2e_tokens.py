@@ -373,6 +373,9 @@ def test_bad_token_requests_are_400_and_create_nothing(hub, issued):
         ({"name": "x", "scopes": READ}, "scopes"),
         ({"name": "x", "scopes": [1]}, "list of strings"),
         ({"name": "x", "token": "anno_x"}, "Unknown fields"),
+        # Reserved: the hub names the tokens of servers so and revokes them by name.
+        ({"name": "server:default"}, "'server:' are reserved"),
+        ({"name": "Server:gpu"}, "'server:' are reserved"),
     ):
         error(post_token(issued, hub, alice, body), 400, words)
     assert tokens_of(alice) == []
@@ -415,8 +418,16 @@ def test_revoking_and_listing_own_and_everyones_tokens(hub, issued):
     assert everyone == {("alice", "a"), ("bob", "b"), ("admin", "adm")}
     by_token = ok(call(hub, admins["token"], "GET", "tokens?all=1"))["items"]
     assert {t["id"] for t in by_token} == {alices["id"], bobs["id"], admins["id"]}
-    without_users = mint(issued, hub, p.admin, name="tm", scopes=[TOKENS])["token"]
-    error(call(hub, without_users, "GET", "tokens?all=1"), 403, "users:manage")
+    without_users = mint(issued, hub, p.admin, name="tm", scopes=[TOKENS])
+    error(call(hub, without_users["token"], "GET", "tokens?all=1"), 403, "users:manage")
+    # Revoking somebody else's needs what listing everyone's does; one's own does not.
+    error(
+        call(hub, without_users["token"], "DELETE", f"tokens/{alices['id']}"), 403, "users:manage"
+    )
+    ok(call(hub, alices["token"], "GET", "me"))  # still live
+    own = mint(issued, hub, p.admin, name="own", scopes=[READ])
+    ok(call(hub, without_users["token"], "DELETE", f"tokens/{own['id']}"), 204)
+    ok(call(hub, without_users["token"], "DELETE", f"tokens/{without_users['id']}"), 204)
     # A hub admin revokes anyone's, by session or by token.
     ok(p.admin.api("DELETE", f"tokens/{alices['id']}"), 204)
     error(call(hub, alices["token"], "GET", "me"), 401, "revoked")

@@ -20,10 +20,19 @@ from authenticator.models import Token
 from authenticator.permissions import PERMISSIONS, SCOPES, Principal, authorize
 from authenticator.projects import Projects
 from authenticator.store import Store
-from authenticator.tokens import PREFIX, LastUsed, Tokens, digest_of, generate
+from authenticator.tokens import (
+    NAME_MAX,
+    PREFIX,
+    LastUsed,
+    Tokens,
+    digest_of,
+    generate,
+    server_token_name,
+)
 
 TOKEN = re.compile(r"anno_[0-9A-Za-z]{49}")
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+READ, WRITE = "annotations:read", "annotations:write"
 
 
 # -- format, checksum, digest -----------------------------------------------------------
@@ -435,16 +444,16 @@ def test_only_the_owner_or_a_hub_admin_revokes_others_get_404(tokens):
 
 
 def test_revoke_named_revokes_the_live_token_of_that_name(tokens):
-    first, _ = tokens.create(ALICE, "server:default")
+    first, _ = tokens.create_for_server(ALICE, "", [READ])
     other, _ = tokens.create(ALICE, "keep")
-    bobs, _ = tokens.create(BOB, "server:default")
+    bobs, _ = tokens.create_for_server(BOB, "", [READ])
     assert tokens.revoke_named("alice", "server:default") == 1
     assert tokens.revoke_named("alice", "server:default") == 0
     with pytest.raises(Unauthenticated):
         tokens.authenticate(first)
     tokens.authenticate(other)
     tokens.authenticate(bobs)
-    second, _ = tokens.create(ALICE, "server:default")  # the name is free again
+    second, _ = tokens.create_for_server(ALICE, "", [READ])  # the name is free again
     tokens.authenticate(second)
 
 
@@ -691,3 +700,97 @@ def test_token_names_are_trimmed(tokens):
     tokens.create(ALICE, "notebook")
     with pytest.raises(Conflict):
         tokens.create(ALICE, "  notebook ")
+
+
+# -- tokens of spawned servers -------------------------------------------------------------
+
+
+def test_server_tokens_do_not_count_toward_the_live_token_cap(store, accounts, clock):
+    tokens = Tokens(store, is_admin=accounts.is_admin, max_live_per_user=2, clock=clock)
+    _, first = tokens.create(ALICE, "laptop")
+    tokens.create(ALICE, "ci")
+    # At the cap, her servers still get their tokens...
+    server, _ = tokens.create_for_server(ALICE, "", [READ, WRITE])
+    tokens.create_for_server(ALICE, "gpu", [READ])
+    tokens.authenticate(server)
+    with pytest.raises(Conflict, match="2 live tokens"):
+        tokens.create(ALICE, "third")
+    # ...and they take no room from her personal ones.
+    tokens.revoke(first.id, ALICE)
+    tokens.create(ALICE, "third")
+
+
+@pytest.mark.parametrize("name", ["server:default", "server:gpu", "Server:default", " server:x"])
+def test_a_personal_token_cannot_take_the_server_prefix(tokens, name):
+    with pytest.raises(InvalidInput, match="'server:' are reserved") as e:
+        tokens.create(ALICE, name)
+    assert e.value.status == 400
+    assert tokens.listing("alice") == []
+
+
+def test_a_servers_new_token_replaces_the_one_its_last_start_left(tokens):
+    left, _ = tokens.create_for_server(ALICE, "gpu", [READ])  # its stop never came
+    other, _ = tokens.create_for_server(ALICE, "", [READ])
+    new, view = tokens.create_for_server(ALICE, "gpu", [READ, WRITE])
+    assert view.name == "server:gpu" and view.scopes == [READ, WRITE]
+    with pytest.raises(Unauthenticated, match="revoked"):
+        tokens.authenticate(left)
+    tokens.authenticate(new)
+    tokens.authenticate(other)
+    assert sorted(t.name for t in tokens.listing("alice")) == ["server:default", "server:gpu"]
+
+
+def test_server_token_names_fit_the_name_limit_and_stay_apart():
+    assert server_token_name("") == "server:default"
+    assert server_token_name("gpu") == "server:gpu"
+    longest_kept = "x" * (NAME_MAX - len("server:"))
+    assert server_token_name(longest_kept) == f"server:{longest_kept}"
+    long_names = [longest_kept + "y", "x" * 255, "x" * 254 + "z"]
+    names = [server_token_name(n) for n in long_names]
+    assert all(len(n) == NAME_MAX and n.startswith("server:xxxx") for n in names)
+    assert len(set(names)) == len(names)  # same start, still different servers
+    assert server_token_name("x" * 255) == names[1]  # the same at every start
+
+
+def test_a_server_with_a_255_character_name_gets_its_token(tokens):
+    plaintext, view = tokens.create_for_server(ALICE, "x" * 255, [READ])
+    assert view.name == server_token_name("x" * 255)
+    tokens.authenticate(plaintext)
+    assert tokens.revoke_named("alice", view.name) == 1
+
+
+def test_only_the_tokens_of_running_servers_survive_the_start_sweep(tokens):
+    running, _ = tokens.create_for_server(ALICE, "", [READ])
+    stale, stale_view = tokens.create_for_server(ALICE, "gpu", [READ])
+    bobs_stale, _ = tokens.create_for_server(BOB, "", [READ])
+    personal, _ = tokens.create(BOB, "laptop")
+    revoked = tokens.revoke_server_tokens_except([("alice", ""), ("carol", "")])
+    assert sorted((v.owner, v.name) for v in revoked) == [
+        ("alice", "server:gpu"),
+        ("bob", "server:default"),
+    ]
+    assert stale_view.id in {v.id for v in revoked}
+    for plaintext in (stale, bobs_stale):
+        with pytest.raises(Unauthenticated, match="revoked"):
+            tokens.authenticate(plaintext)
+    tokens.authenticate(running)
+    tokens.authenticate(personal)
+    assert tokens.revoke_server_tokens_except([("alice", "")]) == []
+
+
+# -- revoking somebody else's token: the same rule as listing everyone's ------------------
+
+
+def test_a_hub_admins_token_revokes_someone_elses_only_with_users_manage(tokens):
+    plaintext, alices = tokens.create(ALICE, "t")
+    _, roots = tokens.create(ROOT, "r")
+    without = token_of("root", True, ["tokens:manage"])
+    with pytest.raises(Forbidden, match="users:manage"):
+        tokens.revoke(alices.id, without)
+    tokens.authenticate(plaintext)  # still live
+    assert tokens.revoke(roots.id, without) == "root"  # its owner's own: no more needed
+    with pytest.raises(NotFound):  # a non-admin's token with every scope: as if not there
+        tokens.revoke(alices.id, token_of("bob", False, SCOPES))
+    assert tokens.revoke(alices.id, token_of("root", True, ["tokens:manage", "users:manage"]))
+    with pytest.raises(Unauthenticated, match="revoked"):
+        tokens.authenticate(plaintext)
