@@ -38,9 +38,16 @@ if os.geteuid() == 0:
 c.Authenticator.auth_refresh_age = 60
 
 # -- jupyterhub-annotation-auth -----------------------------------------------------
+# Every option, with its default; `jupyterhub --help-all` explains each one. A
+# commented line shows the default the hub uses unless you uncomment and change it.
+
 # Accounts live in state/annotations.sqlite (beside the hub's database) by default.
+# c.AnnotationAuthenticator.db_url = f"sqlite:///{state / 'annotations.sqlite'}"
 # PostgreSQL: c.AnnotationAuthenticator.db_url = "postgresql+psycopg://user@host/db"
 c.AnnotationAuthenticator.first_admin = "admin"
+# Unattended installs: set ANNOTATIONS_ADMIN_PASSWORD (or this) and no setup link is
+# printed. Empty: the first start prints a one-time setup link.
+# c.AnnotationAuthenticator.first_admin_password = ""
 
 # Projects and per-project roles (viewer < annotator < admin), applied at every start.
 # Members listed here without an account get one with no password: hand them a link
@@ -54,14 +61,31 @@ c.AnnotationAuthenticator.projects = {
         "api_access": True,
     },
 }
-# Unattended installs: set ANNOTATIONS_ADMIN_PASSWORD (or first_admin_password) and no
-# setup link is printed.
 # Every server the hub starts gets ANNOTATIONS_API_URL and ANNOTATIONS_TOKEN (a token
 # with these scopes, revoked when the server stops): see share/examples/.
 c.AnnotationAuthenticator.inject_token_scopes = ["annotations:read", "annotations:write"]
 c.AnnotationAuthenticator.token_max_lifetime_days = 90
 c.AnnotationAuthenticator.token_max_live_per_user = 50
+
+# One-time links (setup, invitation, reset). The signing key: this, else the
+# environment variable ANNOTATIONS_LINK_SECRET (at least 32 characters; every replica
+# must share it), else a key generated once into link_secret_file (mode 0600).
+# c.AnnotationAuthenticator.link_secret = ""
+# c.AnnotationAuthenticator.link_secret_file = str(state / "annotations_link_secret")
 c.AnnotationAuthenticator.link_lifetime_hours = 24
+
+# Passwords and login throttling.
 c.AnnotationAuthenticator.min_password_length = 10
 c.AnnotationAuthenticator.lockout_max_failures = 5
+# c.AnnotationAuthenticator.lockout_max_address_failures = 50
 c.AnnotationAuthenticator.lockout_window_minutes = 15
+# Default: CPU cores minus one, at least one.
+# c.AnnotationAuthenticator.password_hash_threads = max(1, (os.cpu_count() or 2) - 1)
+
+# Seconds a token's and a project's access facts may be cached in memory (0: off).
+# c.AnnotationAuthenticator.access_cache_seconds = 2.0
+
+# Annotation sizes: one annotation's data (1 MiB) and one import request.
+# c.AnnotationAuthenticator.annotation_max_bytes = 1 << 20
+# c.AnnotationAuthenticator.annotation_import_max_records = 10_000
+# c.AnnotationAuthenticator.annotation_import_max_bytes = 64 << 20

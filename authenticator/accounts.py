@@ -6,9 +6,10 @@ database lock. Callers on an event loop run these methods in a thread.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -177,22 +178,21 @@ class Accounts:
         else:
             password_hash = None
         now = self.clock()
+        account = Account(
+            name=name,
+            admin=True,
+            password_hash=password_hash,
+            password_changed_at=now if password_hash else None,
+            created_at=now,
+        )
         try:
             with self.store.transaction() as s:
                 if s.scalars(select(Account.id).limit(1)).first() is not None:
                     return None
-                s.add(
-                    Account(
-                        name=name,
-                        admin=True,
-                        password_hash=password_hash,
-                        password_changed_at=now if password_hash else None,
-                        created_at=now,
-                    )
-                )
+                s.add(account)
         except IntegrityError:
             return None  # a replica starting beside us won the race
-        token = None if password_hash else self.signer.issue(name, "setup", 0)
+        token = None if password_hash else self._sign(account, "setup")
         return FirstRun(name=name, link_token=token)
 
     # -- login -------------------------------------------------------------------
@@ -241,22 +241,37 @@ class Accounts:
             account = require_account(s, name)
             if not account.active:
                 raise InvalidInput(f"The account {name!r} is deactivated: reactivate it first.")
-            return self.signer.issue(name, purpose, account.credential_version)
+            return self._sign(account, purpose)
 
-    def invite_or_reset_link(self, name: str) -> str:
-        """A link for an admin to hand over: an invitation until a password is set."""
+    def invite_or_reset_link(self, name: str, setup_for_admin: bool = False) -> str:
+        """A link for an admin to hand over: an invitation until a password is set.
+
+        ``setup_for_admin`` (the CLI): a hub admin with no password yet gets a setup link.
+        """
         account = self.get(name)
         if account is None:
             raise NotFound(f"There is no account named {name!r}.")
         if account.kind == "service":
             raise InvalidInput("A service account has no password: give it a token instead.")
-        return self.issue_link(name, "reset" if account.password_hash else "invite")
+        if account.password_hash:
+            purpose = "reset"
+        elif setup_for_admin and account.admin:
+            purpose = "setup"
+        else:
+            purpose = "invite"
+        return self.issue_link(name, purpose)
+
+    def _sign(self, account: Account, purpose: str) -> str:
+        return self.signer.issue(
+            account.name, purpose, account.credential_version, account_stamp(account)
+        )
 
     def check_link(self, token: str) -> LinkClaims:
         """The claims of a link that can still be used; LinkError otherwise."""
         claims = self.signer.verify(token)
         account = self.get(claims.name)
-        if account is None or not account.active:
+        # Another stamp: the link's account was deleted and this one has its name.
+        if account is None or not account.active or account_stamp(account) != claims.account:
             raise LinkError("This link's account no longer exists or is deactivated.")
         if account.credential_version != claims.version:
             raise LinkError(
@@ -291,6 +306,21 @@ class Accounts:
                 )
             # A reset link is how a locked-out user gets back in.
             self.lockout.clear(s, name)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def account_stamp(account: Account) -> str:
+    """A value that tells ``account`` from any earlier or later account of its name.
+
+    Links carry it, so deleting an account kills its links even when an account of the
+    same name is created later. Neither part suffices alone: SQLite reuses the id of
+    a deleted last row, and two accounts may be created in the same instant; both at
+    once (to the microsecond) does not happen. Hashed so a link shows neither.
+    """
+    created_us = (account.created_at - _EPOCH) // timedelta(microseconds=1)
+    return hashlib.sha256(f"{account.id}:{created_us}".encode()).hexdigest()[:16]
 
 
 def find_account(session: Session, name: str) -> Account | None:

@@ -8,6 +8,7 @@ whole configuration surface; `jupyterhub --help-all` shows their help.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +36,24 @@ from .projects import Projects, parse_declared
 from .store import Store
 from .tokens import Tokens, server_token_name
 
+STORE_THREADS = 8
 SET_PASSWORD_PATH = "annotations/set-password"  # noqa: S105 - a URL path, not a secret
+MIN_LINK_SECRET_LENGTH = 32  # characters; the signer needs 32 bytes (HS256's key size)
+
+
+def _checked_link_secret(secret: str, source: str) -> str:
+    """``secret`` unless it is set and too short; ``source`` names where it was set.
+
+    A TraitError naming the option, rather than the signer's bare error at first use.
+    The message gives the length only, never the secret.
+    """
+    if secret and len(secret) < MIN_LINK_SECRET_LENGTH:
+        raise TraitError(
+            f"{source} has {len(secret)} characters; a link signing secret needs at least "
+            f"{MIN_LINK_SECRET_LENGTH} (for instance the output of `openssl rand -hex 32`). "
+            "Or leave it unset, and a key is generated and kept in link_secret_file."
+        )
+    return secret
 
 
 class AnnotationAuthenticator(Authenticator):
@@ -62,9 +80,23 @@ class AnnotationAuthenticator(Authenticator):
         help="""
         Name of the hub admin created when the account table is empty at hub start.
         Unless `first_admin_password` is set, the hub log shows, once, a one-time setup
-        URL where this admin chooses a password.
+        URL where this admin chooses a password. Lower-cased, as the hub does with
+        login names; a reserved name (with ``:`` or starting with ``__``) is refused.
         """,
     ).tag(config=True)
+
+    @validate("first_admin")
+    def _check_first_admin(self, proposal) -> str:
+        # Lower case, or the hub would log in "admin" while we created "Admin".
+        name = usernames.normalize(proposal.value)
+        try:
+            usernames.check_username(name)
+        except InvalidInput as e:
+            raise TraitError(
+                f"c.AnnotationAuthenticator.first_admin = {proposal.value!r} cannot name "
+                f"the first admin: {e.message}"
+            ) from None
+        return name
 
     first_admin_password = Unicode(
         help="""
@@ -90,7 +122,13 @@ class AnnotationAuthenticator(Authenticator):
 
     @default("link_secret")
     def _link_secret_default(self) -> str:
-        return os.environ.get("ANNOTATIONS_LINK_SECRET", "")
+        # traitlets does not validate defaults: check the environment variable here.
+        secret = os.environ.get("ANNOTATIONS_LINK_SECRET", "")
+        return _checked_link_secret(secret, "The environment variable ANNOTATIONS_LINK_SECRET")
+
+    @validate("link_secret")
+    def _check_link_secret(self, proposal) -> str:
+        return _checked_link_secret(proposal.value, "c.AnnotationAuthenticator.link_secret")
 
     link_secret_file = Unicode(
         help="""
@@ -351,6 +389,22 @@ class AnnotationAuthenticator(Authenticator):
     async def run_hashing(self, fn: Callable, *args):
         """Run ``fn`` (which hashes or verifies a password) off the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self._hash_pool, fn, *args)
+
+    @cached_property
+    def _store_pool(self) -> ThreadPoolExecutor:
+        # Fewer threads than the engine's pool has connections (10), so none of them
+        # waits for a connection; the logins' hashing threads use the rest.
+        return ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="store")
+
+    async def run_store(self, fn: Callable, *args, **kwargs):
+        """Call ``fn`` (a store call of the domain core) so that the event loop never
+        waits on a database server: in a thread for PostgreSQL, whose round trips and
+        commits take milliseconds; inline for SQLite, where a thread costs more than
+        the query."""
+        if not self.store.waits_on_network:
+            return fn(*args, **kwargs)
+        call = functools.partial(fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._store_pool, call)
 
     def link_url(self, token: str, hub_url: str | None = None) -> str:
         """The one-time URL for a link token, under ``hub_url`` (default: from config)."""

@@ -27,12 +27,9 @@ def setup_link(args: argparse.Namespace) -> int:
     if first is not None and first.name == name:
         token = first.link_token
     else:
-        account = auth.accounts.get(name)
-        if account is None:
-            print(f"error: there is no account named {name!r}", file=sys.stderr)
-            return 2
-        purpose = "setup" if account.password_hash is None and account.admin else "reset"
-        token = auth.accounts.issue_link(name, purpose)
+        # The same checks as the Users page and API (no such account, service account,
+        # deactivated): their AnnotationError ends the command with exit code 2.
+        token = auth.accounts.invite_or_reset_link(name, setup_for_admin=True)
     print(auth.link_url(token))
     return 0
 

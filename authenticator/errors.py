@@ -67,3 +67,10 @@ class PreconditionFailed(AnnotationError):
 
 class TooLarge(AnnotationError):
     status = 413
+
+
+class Unavailable(AnnotationError):
+    """The database did not answer in time (locked, deadlocked, restarting): retry."""
+
+    status = 503
+    headers = {"Retry-After": "1"}

@@ -1,8 +1,11 @@
 """Signed one-time links (setup, invitation, password reset) with PyJWT.
 
-A link names its account and the account's ``credential_version`` at issue time.
-Setting a password bumps that version, so a link dies once used, once the password
-changes any other way, or at expiry: no table of used links is needed.
+A link names its account, the account's ``credential_version`` at issue time, and a
+stamp of that one account (``acct``, see ``accounts.account_stamp``). Setting a password
+bumps the version, so a link dies once used, once the password changes any other way,
+or at expiry: no table of used links is needed. The stamp kills it when its account is
+deleted, even if an account of the same name (whose version starts at 0 again) is
+created later.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class LinkClaims:
     name: str
     purpose: str
     version: int
+    account: str
 
 
 def load_or_create_secret(path: Path) -> bytes:
@@ -54,7 +58,8 @@ class LinkSigner:
         self._key = key
         self.lifetime = lifetime
 
-    def issue(self, name: str, purpose: str, version: int) -> str:
+    def issue(self, name: str, purpose: str, version: int, account: str) -> str:
+        """A link token for ``name``; ``account`` is the stamp of that very account."""
         if purpose not in PURPOSES:
             raise ValueError(f"unknown link purpose {purpose!r}")
         now = datetime.now(UTC)
@@ -62,6 +67,7 @@ class LinkSigner:
             "sub": name,
             "purpose": purpose,
             "ver": version,
+            "acct": account,
             "aud": AUDIENCE,
             "iat": now,
             "exp": now + self.lifetime,
@@ -69,7 +75,7 @@ class LinkSigner:
         return jwt.encode(claims, self._key, algorithm=_ALGORITHM)
 
     def verify(self, token: str) -> LinkClaims:
-        """Check signature, audience and expiry; the caller checks the version."""
+        """Check signature, audience and expiry; the caller checks version and account."""
         try:
             claims = jwt.decode(
                 token,
@@ -85,7 +91,9 @@ class LinkSigner:
                 "This link is not valid: it may be incomplete or altered. "
                 "Copy the whole link, or ask an administrator for a new one."
             ) from None
-        purpose, version = claims.get("purpose"), claims.get("ver")
-        if purpose not in PURPOSES or not isinstance(version, int):
+        purpose, version, account = claims.get("purpose"), claims.get("ver"), claims.get("acct")
+        # A link without the account stamp (issued before it existed) could outlive
+        # its account: refuse it like any other malformed link.
+        if purpose not in PURPOSES or not isinstance(version, int) or not isinstance(account, str):
             raise LinkError("This link is not valid. Ask an administrator for a new one.")
-        return LinkClaims(name=claims["sub"], purpose=purpose, version=version)
+        return LinkClaims(name=claims["sub"], purpose=purpose, version=version, account=account)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from itertools import chain
 
 from authenticator.annotations import PAGE_SIZE, AnnotationView, Page
 from authenticator.errors import InvalidInput
@@ -50,6 +49,10 @@ class AnnotationAPIHandler(APIHandler):
     def annotations(self):
         return self.authenticator.annotations
 
+    async def core(self, fn, *args, **kwargs):
+        """Call the core off the event loop where the store waits on a server."""
+        return await self.authenticator.run_store(fn, *args, **kwargs)
+
     def owner_argument(self) -> str | None:
         owner = self.get_argument("owner", None)
         return None if owner is None else normalize(owner)
@@ -83,7 +86,8 @@ class ProjectAnnotationsHandler(AnnotationAPIHandler):
         limit = self.limit_argument()  # checked for ndjson too, which sends every page
         if kind == "json":
             self.write_page(
-                self.annotations.page(
+                await self.core(
+                    self.annotations.page,
                     slug,
                     self.principal.name,
                     self.project_role,
@@ -101,11 +105,12 @@ class ProjectAnnotationsHandler(AnnotationAPIHandler):
         pages = self.annotations.pages(
             slug, self.principal.name, self.project_role, cursor=cursor, **filters
         )
-        first = next(pages)  # bad filters fail here, before the status is sent
+        views = await self.core(next, pages)  # bad filters fail here, before the status
         self.set_header("Content-Type", "application/x-ndjson; charset=utf-8")
-        for views in chain([first], pages):
+        while views is not None:
             self.write("".join(f"{view.json_text()}\n" for view in views))
             await self.flush()  # one page in memory at a time, however large the project
+            views = await self.core(next, pages, None)
         self.finish()
 
 
@@ -113,9 +118,10 @@ class ItemAnnotationsHandler(AnnotationAPIHandler):
     """``GET projects/{slug}/items/{item}/annotations``: an item's annotations the caller sees."""
 
     @requires(ANNOTATIONS_READ)
-    def get(self, slug: str, item: str) -> None:
+    async def get(self, slug: str, item: str) -> None:
         self.write_page(
-            self.annotations.page(
+            await self.core(
+                self.annotations.page,
                 slug,
                 self.principal.name,
                 self.project_role,
@@ -131,13 +137,14 @@ class OwnerAnnotationHandler(AnnotationAPIHandler):
     """``GET/PUT/DELETE projects/{slug}/items/{item}/annotations/{owner}``."""
 
     @requires(ANNOTATIONS_READ)
-    def get(self, slug: str, item: str, owner: str) -> None:
+    async def get(self, slug: str, item: str, owner: str) -> None:
+        get = self.annotations.get
         self.write_view(
-            self.annotations.get(slug, item, owner, self.principal.name, self.project_role)
+            await self.core(get, slug, item, owner, self.principal.name, self.project_role)
         )
 
     @requires(ANNOTATIONS_WRITE)
-    def put(self, slug: str, item: str, owner: str) -> None:
+    async def put(self, slug: str, item: str, owner: str) -> None:
         body = self.json_object(
             {"data": object, "owner": str},
             required=("data",),
@@ -148,7 +155,8 @@ class OwnerAnnotationHandler(AnnotationAPIHandler):
         conditions = ("If-Match", "If-None-Match")
         if all(self.request.headers.get(header) for header in conditions):
             raise InvalidInput("Send If-Match (change) or If-None-Match: * (create), not both.")
-        view, created = self.annotations.put(
+        view, created = await self.core(
+            self.annotations.put,
             slug,
             item,
             owner,
@@ -161,8 +169,9 @@ class OwnerAnnotationHandler(AnnotationAPIHandler):
         self.write_view(view, status=201 if created else 200)
 
     @requires(ANNOTATIONS_WRITE)
-    def delete(self, slug: str, item: str, owner: str) -> None:
-        version = self.annotations.delete(
+    async def delete(self, slug: str, item: str, owner: str) -> None:
+        version = await self.core(
+            self.annotations.delete,
             slug,
             item,
             owner,
@@ -183,14 +192,18 @@ class AnnotationImportHandler(AnnotationAPIHandler):
     """``POST projects/{slug}/annotations/import``: a batch, written whole or not at all."""
 
     @requires(ANNOTATIONS_WRITE)
-    def post(self, slug: str) -> None:
+    async def post(self, slug: str) -> None:
         body = self.json_object(
             {"annotations": list},
             required=("annotations",),
             max_bytes=self.authenticator.annotation_import_max_bytes,
         )
-        result = self.annotations.import_batch(
-            slug, body["annotations"], self.principal.name, self.project_role
+        result = await self.core(
+            self.annotations.import_batch,
+            slug,
+            body["annotations"],
+            self.principal.name,
+            self.project_role,
         )
         ANNOTATION_WRITES.labels("import").inc(result.created + result.updated)
         self.log.info(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Callable
 from http.client import responses
 from typing import Any
@@ -223,7 +224,11 @@ class AnnotationHandler(BaseHandler):
     def log_exception(self, typ, value, tb) -> None:
         # A domain error is the user's mistake, not ours: one line, no traceback.
         if isinstance(value, AnnotationError):
-            self.log.info("%d %s: %s", value.status, self._request_summary(), value.message)
+            # The database's own words for a 503 (no values: the engine hides them).
+            cause = f" ({value.__cause__})" if value.status >= 500 and value.__cause__ else ""
+            level = logging.WARNING if value.status >= 500 else logging.INFO
+            summary = self._request_summary()
+            self.log.log(level, "%d %s: %s%s", value.status, summary, value.message, cause)
         elif isinstance(value, web.HTTPError):
             super().log_exception(typ, value, tb)
         else:

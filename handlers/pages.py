@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 
 from tornado.httputil import url_concat
+from tornado.web import RequestHandler
 
 from authenticator.audit import ACTIONS
 from authenticator.errors import AnnotationError, InvalidInput
@@ -24,6 +25,11 @@ from authenticator.usernames import SERVICE_PREFIX, normalize
 
 from .api import audit_filters
 from .base import PageHandler, requires
+
+
+def no_store(handler: RequestHandler) -> None:
+    """Keep the page out of every cache: it shows a secret (a link, a token) once."""
+    handler.set_header("Cache-Control", "no-store")
 
 
 class ProjectFormMixin:
@@ -83,6 +89,8 @@ class UsersPage(PageHandler):
         return f"{name}: {done}.", None
 
     async def show(self, status: int = 200, **ns) -> None:
+        if ns.get("link"):
+            no_store(self)
         await self.render_page(
             "annotations_users.html",
             status=status,
@@ -253,8 +261,7 @@ class TokensPage(PageHandler):
     async def show(self, status: int = 200, new_token: str | None = None, **ns) -> None:
         p = self.principal
         if new_token is not None:
-            # Shown once: no cache may keep the page that holds the plaintext.
-            self.set_header("Cache-Control", "no-store")
+            no_store(self)
         max_days = self.tokens.max_lifetime_days
         default_form = {
             "name": "",

@@ -8,6 +8,7 @@ from authenticator.links import LinkClaims
 from authenticator.permissions import AUTHENTICATED, PUBLIC
 
 from .base import PageHandler, requires
+from .pages import no_store
 
 
 class SetPasswordHandler(PageHandler):
@@ -15,8 +16,10 @@ class SetPasswordHandler(PageHandler):
 
     def set_default_headers(self) -> None:
         super().set_default_headers()
-        # The link token is in our URL: never send it onwards as a Referer.
+        # The link token is in our URL (and in the form): never send it onwards as a
+        # Referer, and let no cache keep a page that holds it.
         self.set_header("Referrer-Policy", "no-referrer")
+        no_store(self)
 
     @requires(PUBLIC)
     async def get(self) -> None:

@@ -278,7 +278,7 @@ def test_revocation_through_the_core_applies_at_the_next_use(tokens, queries):
     tokens.revoke(view.id, ALICE)
     with pytest.raises(Unauthenticated, match="revoked or unknown"):
         tokens.authenticate(plaintext)
-    named, _ = tokens.create(ALICE, "server:default")
+    named, _ = tokens.create_for_server(ALICE, "", ["annotations:read"])
     warm(tokens, named, queries)
     assert tokens.revoke_named("alice", "server:default") == 1
     with pytest.raises(Unauthenticated, match="revoked or unknown"):

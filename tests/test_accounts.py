@@ -403,6 +403,43 @@ def test_outstanding_link_of_a_deleted_account_is_refused(accounts):
         accounts.check_link(token)
 
 
+def test_link_of_a_deleted_account_is_refused_for_its_recreated_namesake(accounts, store, clock):
+    accounts.ensure("bob")
+    old_id = accounts.get("bob").id
+    token = accounts.issue_link("bob", "invite")
+    accounts.delete("bob")
+    clock.advance(seconds=1)
+    accounts.ensure("bob")  # a new bob: credential version 0 again, like the link's
+    if store.engine.dialect.name == "sqlite":
+        assert accounts.get("bob").id == old_id  # SQLite reuses the last row's id
+    with pytest.raises(LinkError, match="no longer exists"):
+        accounts.use_link(token, PASSWORD)
+    assert accounts.get("bob").password_hash is None
+    assert accounts.use_link(accounts.issue_link("bob", "invite"), PASSWORD) == "bob"
+
+
+def test_link_of_a_deleted_account_is_refused_for_a_namesake_made_the_same_instant(accounts):
+    # The fake clock stands still: only the new id tells the accounts apart.
+    accounts.ensure("bob")
+    token = accounts.issue_link("bob", "invite")
+    accounts.delete("bob")
+    accounts.ensure("carol")
+    accounts.ensure("bob")
+    with pytest.raises(LinkError, match="no longer exists"):
+        accounts.check_link(token)
+
+
+def test_first_run_setup_link_dies_with_its_admin(accounts, clock):
+    first = accounts.first_run("admin", None)
+    accounts.ensure("root")
+    accounts.set_admin("root", True)
+    accounts.delete("admin")
+    clock.advance(minutes=1)
+    accounts.create("admin", admin=True)
+    with pytest.raises(LinkError, match="no longer exists"):
+        accounts.use_link(first.link_token, PASSWORD)
+
+
 def test_no_link_for_an_unknown_account(accounts):
     with pytest.raises(NotFound):
         accounts.issue_link("ghost", "invite")

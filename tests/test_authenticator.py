@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import configparser
 import logging
+import re
 import stat
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,6 +17,7 @@ from authenticator import passwords
 from authenticator.auth import AnnotationAuthenticator
 from authenticator.errors import Unauthenticated
 from authenticator.permissions import SCOPES, Principal
+from tests.hub import REPO
 
 PASSWORD = "correct horse 4 annotations"
 BOB_PASSWORD = "battery staple 5 annotations"
@@ -43,7 +46,8 @@ def make_auth(tmp_path: Path, monkeypatch):
             "first_admin_password": PASSWORD,
             **config,
         }
-        auth = AnnotationAuthenticator(**settings)
+        # None: leave the option unset (its default applies).
+        auth = AnnotationAuthenticator(**{k: v for k, v in settings.items() if v is not None})
         made.append(auth)
         return auth
 
@@ -121,11 +125,65 @@ def test_first_admin_password_is_read_from_the_environment(make_auth, monkeypatc
 def test_generated_link_secret_is_kept_in_a_private_file(make_auth, tmp_path):
     secret = tmp_path / "keys" / "link_secret"
     auth = make_auth(link_secret="", link_secret_file=str(secret))
-    token = auth.accounts.signer.issue("admin", "setup", 0)
+    token = auth.accounts.signer.issue("admin", "setup", 0, "stamp")
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     # Another replica reading the same file verifies the link.
     other = make_auth(link_secret="", link_secret_file=str(secret))
     assert other.accounts.signer.verify(token).name == "admin"
+
+
+@pytest.mark.parametrize("length", [1, 31])
+def test_short_link_secret_in_the_config_is_refused_by_name(make_auth, length):
+    secret = "q" * length
+    with pytest.raises(TraitError) as e:
+        make_auth(link_secret=secret)
+    message = str(e.value)
+    assert "c.AnnotationAuthenticator.link_secret" in message
+    assert f"has {length} characters" in message and "at least 32" in message
+    assert secret not in message
+
+
+def test_short_link_secret_in_the_environment_is_refused_by_name(make_auth, monkeypatch):
+    monkeypatch.setenv("ANNOTATIONS_LINK_SECRET", "z" * 20)
+    auth = make_auth(link_secret=None)
+    with pytest.raises(TraitError) as e:
+        auth.accounts  # noqa: B018 - the key is read when the core is built
+    message = str(e.value)
+    assert "ANNOTATIONS_LINK_SECRET has 20 characters" in message
+    assert "z" * 20 not in message
+
+
+def test_link_secret_of_32_characters_from_the_environment_signs_links(make_auth, monkeypatch):
+    monkeypatch.setenv("ANNOTATIONS_LINK_SECRET", "z" * 32)
+    auth = make_auth(link_secret=None)
+    assert auth.link_secret == "z" * 32
+    auth.check_allow_config()
+    assert auth.accounts.check_link(auth.accounts.invite_or_reset_link("admin")).name == "admin"
+
+
+def test_first_admin_is_lower_cased(make_auth):
+    auth = make_auth(first_admin="Boss")
+    assert auth.first_admin == "boss"
+    auth.check_allow_config()
+    assert auth.accounts.get("boss").admin
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("svc:boss", "reserved"),
+        ("a:b", "reserved"),
+        ("__boss", "reserved"),
+        ("", "1 to 128 characters"),
+        ("bo ss", "1 to 128 characters"),
+        ("b/oss", "1 to 128 characters"),
+    ],
+)
+def test_reserved_or_invalid_first_admin_is_refused_by_name(make_auth, name, why):
+    with pytest.raises(TraitError) as e:
+        make_auth(first_admin=name)
+    assert "c.AnnotationAuthenticator.first_admin" in str(e.value)
+    assert why in str(e.value)
 
 
 @pytest.mark.parametrize("length", [7, 1025])
@@ -139,6 +197,24 @@ def test_every_configurable_trait_has_help():
     assert {"db_url", "first_admin", "link_secret", "lockout_max_failures"} <= set(traits)
     missing = [name for name, trait in traits.items() if not (trait.help or "").strip()]
     assert missing == []
+
+
+def test_demo_config_shows_every_option():
+    config = (REPO / "jupyterhub_config.py").read_text()
+    shown = set(re.findall(r"c\.AnnotationAuthenticator\.(\w+) =", config))
+    options = set(AnnotationAuthenticator.class_own_traits(config=True))
+    assert sorted(options - shown) == []
+
+
+def test_declared_python_version_is_the_one_the_code_needs():
+    # The code uses datetime.UTC (Python 3.11); ruff's target says the same.
+    setup = configparser.ConfigParser()
+    setup.read(REPO / "setup.cfg")
+    assert setup["options"]["python_requires"] == ">=3.11"
+    readme = (REPO / "README.md").read_text()
+    assert re.findall(r"Python (3\.\d+)\+", readme) == ["3.11"]
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert 'target-version = "py311"' in pyproject
 
 
 # -- login -----------------------------------------------------------------------

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from authenticator.accounts import Accounts
-from authenticator.errors import Conflict, InvalidInput, NotFound
+from authenticator.errors import Conflict, InvalidInput, LinkError, NotFound
 from authenticator.links import LinkSigner
 from authenticator.lockout import LockoutPolicy
 from authenticator.store import Store
@@ -311,6 +311,30 @@ def test_link_is_a_reset_after_a_password_is_set(accounts):
     claims = accounts.signer.verify(token)
     assert (claims.name, claims.purpose) == ("alice", "reset")
     assert accounts.check_link(token).version == 1
+
+
+def test_invitation_dies_with_its_account_even_when_the_name_is_reused(accounts):
+    accounts.create("alice")
+    token = accounts.invite_or_reset_link("alice")
+    assert accounts.delete("alice")
+    accounts.create("alice")
+    with pytest.raises(LinkError) as e:
+        accounts.use_link(token, PASSWORD)
+    assert e.value.message == "This link's account no longer exists or is deactivated."
+    assert accounts.get("alice").password_hash is None
+    # The new alice's own invitation works.
+    assert accounts.use_link(accounts.invite_or_reset_link("alice"), PASSWORD) == "alice"
+
+
+def test_admin_without_a_password_gets_a_setup_link_when_asked(accounts):
+    accounts.create("root", admin=True)
+    accounts.create("alice")
+    assert accounts.signer.verify(accounts.invite_or_reset_link("root")).purpose == "invite"
+    setup = accounts.invite_or_reset_link("root", setup_for_admin=True)
+    assert accounts.check_link(setup).purpose == "setup"
+    # Only for admins: a person without a password still gets an invitation.
+    invite = accounts.invite_or_reset_link("alice", setup_for_admin=True)
+    assert accounts.check_link(invite).purpose == "invite"
 
 
 def test_service_account_gets_no_link(accounts):
