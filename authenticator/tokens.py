@@ -424,33 +424,6 @@ class Tokens:
                 .values(revoked_at=self.clock())
             ).rowcount
 
-    def revoke_server_tokens_except(self, running: Iterable[tuple[str, str]]) -> list[TokenView]:
-        """Revoke every live server token but those of ``running`` servers, given as
-        (owner, server name) pairs; returns the revoked ones.
-
-        For hub start: a server that stopped while `post_spawn_stop` could not run (the
-        hub crashed, the database was away) left its token live until that server
-        starts again. ``running`` must name every server started with this database,
-        by any hub: a server missing from it loses its token.
-        """
-        keep = {(owner, server_token_name(server)) for owner, server in running}
-        with self.store.transaction() as s:
-            rows = s.execute(
-                select(Token, Account.name)
-                .join(Account, Account.id == Token.account_id)
-                .where(
-                    Token.revoked_at.is_(None),
-                    func.substr(Token.name, 1, len(SERVER_PREFIX)) == SERVER_PREFIX,
-                )
-            ).all()
-            stale = [(record, owner) for record, owner in rows if (owner, record.name) not in keep]
-            now = self.clock()
-            for record, _ in stale:
-                record.revoked_at = now
-        for record, _ in stale:
-            self.last_used.forget(record.id)
-        return [_view(record, owner) for record, owner in stale]
-
 
 def _check_name(name) -> None:
     if not isinstance(name, str) or not 1 <= len(name.strip()) <= NAME_MAX:

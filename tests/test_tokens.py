@@ -759,25 +759,6 @@ def test_a_server_with_a_255_character_name_gets_its_token(tokens):
     assert tokens.revoke_named("alice", view.name) == 1
 
 
-def test_only_the_tokens_of_running_servers_survive_the_start_sweep(tokens):
-    running, _ = tokens.create_for_server(ALICE, "", [READ])
-    stale, stale_view = tokens.create_for_server(ALICE, "gpu", [READ])
-    bobs_stale, _ = tokens.create_for_server(BOB, "", [READ])
-    personal, _ = tokens.create(BOB, "laptop")
-    revoked = tokens.revoke_server_tokens_except([("alice", ""), ("carol", "")])
-    assert sorted((v.owner, v.name) for v in revoked) == [
-        ("alice", "server:gpu"),
-        ("bob", "server:default"),
-    ]
-    assert stale_view.id in {v.id for v in revoked}
-    for plaintext in (stale, bobs_stale):
-        with pytest.raises(Unauthenticated, match="revoked"):
-            tokens.authenticate(plaintext)
-    tokens.authenticate(running)
-    tokens.authenticate(personal)
-    assert tokens.revoke_server_tokens_except([("alice", "")]) == []
-
-
 # -- revoking somebody else's token: the same rule as listing everyone's ------------------
 
 
