@@ -23,7 +23,7 @@ from authenticator.projects import SETTING_TYPES
 from authenticator.tokens import check_may_manage_others
 from authenticator.usernames import normalize
 
-from .base import APIHandler, requires
+from .base import APIHandler, no_store, requires
 
 
 def listing(items: list) -> dict:
@@ -88,6 +88,7 @@ class UsersHandler(UserAPIHandler):
             self.audit("link.issue", account.name, purpose="invite")
         payload = self.user_json(account, token)
         payload.setdefault("link", None)  # service accounts: no password, no link
+        no_store(self)
         self.write_json(payload, status=201)
 
 
@@ -130,6 +131,7 @@ class UserLinkHandler(UserAPIHandler):
     def post(self, name: str) -> None:
         token = self.accounts.invite_or_reset_link(name)
         self.audit("link.issue", name)
+        no_store(self)
         self.write_json(self.user_json(self.require_account(name), token), status=201)
 
 
@@ -247,6 +249,7 @@ class TokensHandler(APIHandler):
             via=self.principal,
         )
         self.audit("token.create", view.owner, id=view.id, name=view.name, scopes=view.scopes)
+        no_store(self)
         self.write_json({**view.as_json(), "token": plaintext}, status=201)
 
 

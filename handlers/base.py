@@ -124,6 +124,11 @@ def _as_tuple(kind: type | tuple) -> tuple:
     return kind if isinstance(kind, tuple) else (kind,)
 
 
+def no_store(handler: web.RequestHandler) -> None:
+    """Keep the answer out of every cache: it shows a secret (a link, a token) once."""
+    handler.set_header("Cache-Control", "no-store")
+
+
 class AnnotationHandler(BaseHandler):
     # Pages take only the hub session; the API also takes our tokens.
     accepts_tokens = False

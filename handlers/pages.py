@@ -6,7 +6,6 @@ import re
 from collections.abc import Callable
 
 from tornado.httputil import url_concat
-from tornado.web import RequestHandler
 
 from authenticator.audit import ACTIONS
 from authenticator.errors import AnnotationError, InvalidInput
@@ -24,12 +23,7 @@ from authenticator.tokens import DEFAULT_SCOPES
 from authenticator.usernames import SERVICE_PREFIX, normalize
 
 from .api import audit_filters
-from .base import PageHandler, requires
-
-
-def no_store(handler: RequestHandler) -> None:
-    """Keep the page out of every cache: it shows a secret (a link, a token) once."""
-    handler.set_header("Cache-Control", "no-store")
+from .base import PageHandler, no_store, requires
 
 
 class ProjectFormMixin:

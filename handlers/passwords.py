@@ -7,8 +7,7 @@ from authenticator.errors import AnnotationError, LinkError
 from authenticator.links import LinkClaims
 from authenticator.permissions import AUTHENTICATED, PUBLIC
 
-from .base import PageHandler, requires
-from .pages import no_store
+from .base import PageHandler, no_store, requires
 
 
 class SetPasswordHandler(PageHandler):

@@ -279,8 +279,9 @@ def logged_in_admin(hub) -> Browser:
 
 def give_password(hub, admin: Browser, name: str, password: str) -> None:
     """An admin issues a link through the API; the user sets a password with it."""
-    link = admin.api("POST", f"users/{name}/link").json()["link"]
-    assert Browser(hub).set_password(link, password).status_code == 200
+    answer = admin.api("POST", f"users/{name}/link")
+    assert answer.headers["Cache-Control"] == "no-store"  # it holds a one-time link
+    assert Browser(hub).set_password(answer.json()["link"], password).status_code == 200
 
 
 def test_deactivated_account_cannot_log_in(hub):

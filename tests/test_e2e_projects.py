@@ -65,6 +65,7 @@ def people(hub) -> People:
     give_password(hub, admin, "bob", PASSWORDS["bob"])
     created = admin.api("POST", "users", {"name": "carol"})
     assert created.status_code == 201, created.text
+    assert created.headers["Cache-Control"] == "no-store"  # it holds an invitation link
     assert Browser(hub).set_password(created.json()["link"], PASSWORDS["carol"]).status_code == 200
     return People(admin, login(hub, "alice"), login(hub, "bob"), login(hub, "carol"))
 

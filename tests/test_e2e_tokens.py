@@ -76,6 +76,7 @@ def post_token(issued: list, hub, caller: Browser | str, body: dict) -> requests
         answer = call(hub, caller, "POST", "tokens", body)
     if answer.status_code == 201:
         issued.append(answer.json()["token"])
+        assert answer.headers["Cache-Control"] == "no-store"  # the plaintext, shown once
     return answer
 
 
