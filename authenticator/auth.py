@@ -515,6 +515,11 @@ class AnnotationAuthenticator(Authenticator):
         """
         account = self.accounts.get(user.name)
         if account is None or not account.active:
+            if handler is not None and not hasattr(handler, "_token_authenticated"):
+                # JupyterHub 6.1 reads this flag after a False here but sets it only on
+                # token requests: without it, a cookie request ends in an AttributeError
+                # traceback instead of the hub's "login is required" path.
+                handler._token_authenticated = False
             return False
         return {"admin": self.accounts.is_admin(account)}
 

@@ -187,6 +187,13 @@ class Hub:
             found.append(f"{candidate[:9]}...")
         return found
 
+    def tracebacks(self) -> list[str]:
+        """The log line that introduces each traceback in the log: there must be none
+        (a 500, or an error in a hook, shows up as one)."""
+        lines = self.log().splitlines()
+        marker = "Traceback (most recent call last):"
+        return [lines[i - 1] for i, line in enumerate(lines) if line.strip() == marker and i]
+
     def log_tail(self, lines: int = 40) -> str:
         """The end of the log for an error message (the whole log is kept as an artifact)."""
         return "\n".join(self.log().splitlines()[-lines:])

@@ -162,6 +162,7 @@ def world(request, db_url, tmp_path_factory) -> World:
     leaked = [t[:9] + "..." for t in issued if t in log or t[5:21] in log]
     leaked += hub.tokens_in_log()
     assert not leaked, f"plaintext tokens in the hub log: {leaked}"
+    assert not hub.tracebacks(), f"tracebacks in the hub log: {hub.tracebacks()}"
 
 
 def at(slug: str, item: str, owner: str | None = None) -> str:

@@ -312,6 +312,7 @@ def scenario(request, tmp_path_factory):
         hub.stop()
         hub.keep_log(f"test_e2e_audit-{request.param}")
     assert not hub.tokens_in_log(), f"plaintext tokens in the hub log: {hub.tokens_in_log()}"
+    assert not hub.tracebacks(), f"tracebacks in the hub log: {hub.tracebacks()}"
 
 
 # -- reading the log --------------------------------------------------------------------

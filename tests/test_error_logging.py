@@ -57,3 +57,14 @@ def test_the_log_scan_finds_real_tokens_and_ignores_lookalikes(tmp_path):
     hub = Hub(tmp_path, "sqlite://")
     hub.log_path.write_text(f"GET /x {lookalike}\nsomething {real} leaked\n")
     assert hub.tokens_in_log() == [f"{real[:9]}..."]
+
+
+def test_the_log_scan_finds_tracebacks(tmp_path):
+    hub = Hub(tmp_path, "sqlite://")
+    hub.log_path.write_text(
+        "[I] fine\n[E app] Uncaught exception GET /hub/x\n"
+        "Traceback (most recent call last):\n  File ...\nKeyError: 1\n"
+    )
+    assert hub.tracebacks() == ["[E app] Uncaught exception GET /hub/x"]
+    hub.log_path.write_text("[I] fine\n")
+    assert hub.tracebacks() == []
