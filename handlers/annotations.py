@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import re
 
+from tornado.iostream import StreamClosedError
+
 from authenticator.annotations import PAGE_SIZE, AnnotationView, Page
 from authenticator.errors import InvalidInput
 from authenticator.metrics import ANNOTATION_WRITES
@@ -109,7 +111,11 @@ class ProjectAnnotationsHandler(AnnotationAPIHandler):
         self.set_header("Content-Type", "application/x-ndjson; charset=utf-8")
         while views is not None:
             self.write("".join(f"{view.json_text()}\n" for view in views))
-            await self.flush()  # one page in memory at a time, however large the project
+            try:
+                await self.flush()  # one page in memory at a time, however large the project
+            except StreamClosedError:
+                self.log.info("NDJSON export of %r stopped: the client went away", slug)
+                return
             views = await self.core(next, pages, None)
         self.finish()
 
