@@ -7,7 +7,8 @@ tokens (of a few hundred accounts) in its table, and measures with wrk, 2 thread
   (b) hub-api  JupyterHub's own GET /hub/api/user with a hub token
   (c) me       our GET /hub/annotations/api/me with a personal access token
   (d) me-100k  the same on the second hub, with 100,000 more tokens in the table
-and, on a third hub with `access_cache_seconds = 0`, (c) without the access cache.
+and, on two more hubs with `access_cache_seconds = 0`, (c) and (d) without the access
+cache: what the cache is worth, and the indexed token lookup itself at 100,000 tokens.
 Then, when PostgreSQL is reachable at ANNOTATIONS_TEST_POSTGRES, (c) and (d) again with
 the annotation stores in fresh PostgreSQL databases (dropped afterwards).
 Prints the table (with the hub process's CPU time per request, which other load on the
@@ -191,14 +192,23 @@ def run_backend(results: dict, rounds: int, urls=(None, None), suffix: str = "")
 
 
 def run_uncached(results: dict) -> None:
-    """(c) on a hub whose access cache is off: what the cache is worth."""
-    hub = start_hub(extra_config="c.AnnotationAuthenticator.access_cache_seconds = 0\n")
+    """(c) and (d) on two hubs whose access cache is off: what the cache is worth, and
+    the indexed token lookup itself with 100,000 more tokens in the table."""
+    uncached = "c.AnnotationAuthenticator.access_cache_seconds = 0\n"
+    hubs: list[Hub] = []
     try:
-        pat = create_pat(hub)
-        results["c-nocache"] = measure(hub, "c-nocache", ME, {"Authorization": f"Bearer {pat}"})
+        for key in ("c-nocache", "d-nocache"):
+            hub = start_hub(extra_config=uncached)
+            hubs.append(hub)
+            if key == "d-nocache":
+                fill_tokens(hub.db_url)
+            pat = create_pat(hub)
+            results[key] = measure(hub, key, ME, {"Authorization": f"Bearer {pat}"})
     finally:
-        hub.stop()
-    shutil.rmtree(hub.folder)
+        for hub in hubs:
+            hub.stop()
+    for hub in hubs:
+        shutil.rmtree(hub.folder)
 
 
 def run_postgres(results: dict, rounds: int) -> None:
@@ -227,6 +237,7 @@ LABELS = {
     "c": "(c) our `GET /hub/annotations/api/me`, PAT",
     "d": f"(d) the same, {TOKENS:,} more tokens in the table (a second hub)",
     "c-nocache": "(c) with `access_cache_seconds = 0` (another hub)",
+    "d-nocache": f"(d) with `access_cache_seconds = 0`: every request looks up one of {TOKENS:,}",
     "c-pg": "(c) on PostgreSQL",
     "d-pg": f"(d) on PostgreSQL, {TOKENS:,} more tokens",
 }
@@ -235,7 +246,7 @@ LABELS = {
 def report(results: dict) -> None:
     print(f"\nwrk -t{THREADS} -c{CONNECTIONS} -d{DURATION}s after a {WARMUP}s warm-up\n")
     print("| target | req/s | p50 ms | p99 ms | hub CPU µs/req |\n|---|---|---|---|---|")
-    order = ["a", "b", "c", "d", "c-nocache", "c-pg", "d-pg"]
+    order = ["a", "b", "c", "d", "c-nocache", "d-nocache", "c-pg", "d-pg"]
     for key in sorted(results, key=order.index):
         r = results[key]
         cpu = f"{r['cpu_us']:.0f}" if "cpu_us" in r else "-"
@@ -262,6 +273,9 @@ def report(results: dict) -> None:
     if "c" in results and "c-nocache" in results:
         ratio = results["c"]["rps"] / results["c-nocache"]["rps"]
         print(f"(c) with the access cache vs without: {ratio:.2f}x req/s")
+    if "c-nocache" in results and "d-nocache" in results:
+        ratio = results["d-nocache"]["rps"] / results["c-nocache"]["rps"]
+        print(f"(d)/(c) with the cache off (the index lookup itself): {ratio:.2f}x req/s")
 
 
 def main(argv: list[str] | None = None) -> int:
