@@ -8,7 +8,7 @@ from collections.abc import Callable
 from tornado.httputil import url_concat
 
 from authenticator.audit import ACTIONS
-from authenticator.errors import AnnotationError, InvalidInput
+from authenticator.errors import AnnotationError, Forbidden, InvalidInput
 from authenticator.permissions import (
     AUTHENTICATED,
     PROJECT_MANAGE,
@@ -19,7 +19,7 @@ from authenticator.permissions import (
     USERS_MANAGE,
 )
 from authenticator.projects import SETTINGS
-from authenticator.tokens import DEFAULT_SCOPES
+from authenticator.tokens import DEFAULT_SCOPES, TokenView, check_may_manage_others
 from authenticator.usernames import SERVICE_PREFIX, normalize
 
 from .api import audit_filters
@@ -174,7 +174,12 @@ class ProjectPage(ProjectFormMixin, PageHandler):
 
 
 class TokensPage(PageHandler):
-    """``tokens``: your personal access tokens: create (shown once), list, revoke."""
+    """``tokens``: your personal access tokens: create (shown once), list, revoke.
+
+    Hub admins also see everyone's tokens, each with a Revoke button posting the same
+    ``revoke`` action: `Tokens.revoke` decides who may revoke whose (a non-admin gets
+    404 for somebody else's token, as in the API).
+    """
 
     DEFAULT_DAYS = 30
 
@@ -210,14 +215,28 @@ class TokensPage(PageHandler):
             if action != "revoke":
                 raise InvalidInput(f"Unknown action {action!r}: use create or revoke.")
             token_id = self.token_id()
-            names = {t.id: t.name for t in self.tokens.listing(self.principal.name)}
+            # For the message only: names of the tokens the caller can see on this page.
+            names = {t.id: t.name for t in self.listing(everyone=self.sees_everyones())}
             owner = self.tokens.revoke(token_id, self.principal)
         except AnnotationError as e:
             await self.show(status=e.status, error=e.message)
             return
         self.audit("token.revoke", owner, id=token_id)
         label = repr(names[token_id]) if token_id in names else str(token_id)
-        await self.show(message=f"Token {label} revoked: it no longer works.")
+        whose = "" if owner == self.principal.name else f" of {owner}"
+        await self.show(message=f"Token {label}{whose} revoked: it no longer works.")
+
+    def sees_everyones(self) -> bool:
+        """Whether the caller may act on everyone's tokens (`check_may_manage_others`)."""
+        try:
+            check_may_manage_others(self.principal)
+        except Forbidden:
+            return False
+        return True
+
+    def listing(self, everyone: bool = False) -> list[TokenView]:
+        """The caller's live tokens, or everyone's (only for `sees_everyones`)."""
+        return self.tokens.listing(None if everyone else self.principal.name)
 
     def create_form(self) -> dict:
         return {
@@ -267,7 +286,9 @@ class TokensPage(PageHandler):
         await self.render_page(
             "annotations_tokens.html",
             status=status,
-            tokens=self.tokens.listing(p.name),
+            tokens=self.listing(),
+            # Hub admins only; None: no such section on the page.
+            everyones_tokens=self.listing(everyone=True) if self.sees_everyones() else None,
             now=self.tokens.clock(),
             scopes=[s for s in SCOPES if s != USERS_MANAGE or p.admin],
             my_projects=[v.slug for v in self.projects.visible_to(p.name, p.admin)],

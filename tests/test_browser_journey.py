@@ -4,8 +4,8 @@ The admin opens the first-run link, sets a password, creates a project and two u
 with invite links; each user, in a browser of their own, sets a password, creates a
 token on the tokens page and annotates the same item with it (a ``fetch`` from their
 page, as a notebook's request would); each sees what SPEC section 7 says they see; the
-admin revokes a token and its next call fails. Every page is a screenshot under
-``tests/artifacts/browser/journey-*``.
+admin revokes a token with its Revoke button under "Everyone's tokens" on the tokens page,
+and its next call fails. Every page is a screenshot under ``tests/artifacts/browser/journey-*``.
 """
 
 from __future__ import annotations
@@ -16,13 +16,8 @@ from contextlib import ExitStack
 import pytest
 
 from tests import test_browser as base
-from tests.test_browser import expect, shot
-from tests.test_browser_admin import (
-    accept_link,
-    another_person,
-    open_from_nav,
-    set_up_admin,
-)
+from tests.test_browser import PASSWORD, expect, open_setup_link, shot, submit_password
+from tests.test_browser_admin import accept_link, another_person, log_in, open_from_nav
 
 browser = base.browser
 page = base.page
@@ -91,7 +86,19 @@ def create_token(page, prefix: str) -> str:
 
 
 def test_first_run_to_revoked_token(hub, page, browser):
-    set_up_admin(page, hub, "journey")
+    # The first-run link, as `set_up_admin` does, with the login page in between.
+    open_setup_link(page, hub)
+    expect(page.locator("#account-name")).to_have_text("admin")
+    shot(page, "journey-01-admin-setup-link")
+    submit_password(page, PASSWORD)
+    expect(page.locator("h1")).to_have_text("Password set")
+    shot(page, "journey-02-admin-password-set")
+    with page.expect_navigation():
+        page.click("#login-link")
+    expect(page.locator("#username_input")).to_have_value("admin")
+    page.fill("#password_input", PASSWORD)
+    shot(page, "journey-03-login")
+    log_in(page, hub, "admin", PASSWORD, "journey-04-admin-home")
 
     open_from_nav(page, "nav-projects", "Projects")
     page.fill("#project-slug", PROJECT)
@@ -100,22 +107,25 @@ def test_first_run_to_revoked_token(hub, page, browser):
     with page.expect_navigation():
         page.click("#create-project")
     expect(page.locator("h1")).to_have_text(PROJECT)
-    shot(page, "journey-04-project-created")
+    shot(page, "journey-05-project-created")
+    open_from_nav(page, "nav-projects", "Projects")
+    expect(page.locator("body")).to_contain_text(PROJECT)
+    shot(page, "journey-06-projects-list")
 
     open_from_nav(page, "nav-users", "Users")
     links = {name: create_user(page, name) for name in PEOPLE}
-    shot(page, "journey-05-users-created")
+    shot(page, "journey-07-users-created")
     page.goto(f"{hub.url}/hub/annotations/projects/{PROJECT}")
     for name in PEOPLE:
         add_member(page, name, "annotator")
-    shot(page, "journey-06-members-added")
+    shot(page, "journey-08-members-added")
 
     tokens, pages = {}, {}
     with ExitStack() as people:
         for name, password in PEOPLE.items():
             pages[name] = people.enter_context(another_person(browser))
-            accept_link(pages[name], hub, links[name], name, password, f"journey-07-{name}")
-            tokens[name] = create_token(pages[name], f"journey-08-{name}")
+            accept_link(pages[name], hub, links[name], name, password, f"journey-09-{name}")
+            tokens[name] = create_token(pages[name], f"journey-10-{name}")
         # Both annotate the same item, each under their own name: both are kept.
         for name, label in (("erin", "heron"), ("finn", "egret")):
             path = f"projects/{PROJECT}/items/{ITEM}/annotations/{name}"
@@ -133,40 +143,41 @@ def test_first_run_to_revoked_token(hub, page, browser):
         pages["erin"].goto(api_url(hub, f"projects/{PROJECT}/items/{ITEM}/annotations"))
         expect(pages["erin"].locator("body")).to_contain_text('"owner": "erin"')
         expect(pages["erin"].locator("body")).not_to_contain_text('"owner": "finn"')
-        shot(pages["erin"], "journey-09-erin-sees-her-own")
+        shot(pages["erin"], "journey-11-erin-sees-her-own")
 
         # The admin sees both, then switches sharing on; now erin sees finn's too.
         page.goto(api_url(hub, f"projects/{PROJECT}/items/{ITEM}/annotations"))
         expect(page.locator("body")).to_contain_text('"owner": "erin"')
         expect(page.locator("body")).to_contain_text('"owner": "finn"')
-        shot(page, "journey-10-admin-sees-both")
+        shot(page, "journey-12-admin-sees-both")
         page.goto(f"{hub.url}/hub/annotations/projects/{PROJECT}")
         page.check("#share_annotations")
         with page.expect_navigation():
             page.click("#save-settings")
         expect(page.locator("#page-message")).to_contain_text("Settings saved")
-        shot(page, "journey-11-sharing-on")
+        shot(page, "journey-13-sharing-on")
         assert owners_seen(pages["erin"], hub, tokens["erin"]) == ["erin", "finn"]
 
-        # The admin revokes erin's token (the API, from the admin's page, with XSRF).
-        listed = page.evaluate(
-            """async (url) => (await (await fetch(url)).json()).items""",
-            api_url(hub, "tokens?all=1"),
-        )
-        erins = [t["id"] for t in listed if t["owner"] == "erin"]
-        assert len(erins) == 1, listed
-        status = page.evaluate(
-            """async (url) => (await fetch(url, {method: "DELETE",
-                headers: {"X-XSRFToken": window.jhdata.xsrf_token}})).status""",
-            api_url(hub, f"tokens/{erins[0]}"),
-        )
-        assert status == 204
+        # The admin revokes erin's token: its Revoke button under "Everyone's tokens".
+        open_from_nav(page, "nav-tokens", "API tokens")
+        everyone = page.locator("#everyones-tokens")
+        expect(everyone.locator("tbody tr td.owner")).to_have_text(["erin", "finn"])
+        erins = everyone.locator('tr[data-owner="erin"]')
+        expect(erins.locator("td.name")).to_have_text("annotating")
+        shot(page, "journey-14-everyones-tokens")
+        with page.expect_navigation() as revoked:
+            erins.locator("[data-revoke-any]").click()
+        assert revoked.value.status == 200
+        expect(page.locator("#page-message")).to_contain_text("Token 'annotating' of erin revoked")
+        expect(everyone.locator("tbody tr td.owner")).to_have_text(["finn"])
+        shot(page, "journey-15-token-revoked")
         answer = with_token(pages["erin"], hub, "GET", "me", tokens["erin"])
         assert answer["status"] == 401 and "revoked" in answer["body"], answer
         assert with_token(pages["finn"], hub, "GET", "me", tokens["finn"])["status"] == 200
 
         open_from_nav(page, "nav-audit", "Audit log")
         expect(page.locator('tr[data-action="token.revoke"]')).to_have_count(1)
-        shot(page, "journey-12-audit-log")
+        expect(page.locator('tr[data-action="token.revoke"]')).to_contain_text("erin")
+        shot(page, "journey-16-audit-log")
     for token in tokens.values():
         assert token not in hub.log()

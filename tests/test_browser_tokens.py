@@ -282,7 +282,106 @@ def test_a_user_gets_only_their_scopes_and_projects(hub, page, browser):
         expect(row.locator("td.scopes")).to_have_text("annotations:read")
         token_id = row.get_attribute("data-token-id")
 
-    # The page lists the caller's own tokens only, a hub admin's too.
+    # "Your tokens" lists the caller's own only, a hub admin's too (bob's token is under
+    # "Everyone's tokens", below).
     open_from_nav(page, "nav-tokens", "API tokens")
     expect(page.locator(f'tr[data-token-id="{token_id}"]')).to_have_count(0)
+    expect(page.locator(f'tr[data-any-token-id="{token_id}"]')).to_have_count(1)
     assert me(hub, token).status_code == 200
+
+
+def create_token(page, name: str) -> tuple[str, str]:
+    """On the tokens page: create a read-only token; its plaintext (shown once) and id."""
+    page.fill("#token-name", name)
+    assert submit(page).status == 200
+    expect(page.locator("#page-message")).to_contain_text(f"Created token '{name}'")
+    token = page.locator("#new-token").input_value()
+    row = page.locator("#tokens-table tbody tr", has=page.locator("td.name", has_text=name))
+    return token, row.get_attribute("data-token-id")
+
+
+def test_a_hub_admin_revokes_another_users_token_from_everyones_tokens(hub, page, browser):
+    set_up_admin(page, hub, "tokens-everyone")
+    open_from_nav(page, "nav-users", "Users")
+    link = issue_link(page, "bob")
+    open_from_nav(page, "nav-tokens", "API tokens")
+    # With only the admin's own token, the section lists just that one.
+    expect(page.locator("#everyones-tokens h2")).to_have_text("Everyone's tokens")
+    expect(page.locator("#no-everyones-tokens")).to_be_visible()
+    admins, admins_id = create_token(page, "admin laptop")
+
+    with another_person(browser) as bob:
+        accept_link(bob, hub, link, "bob", BOB_PASSWORD, "tokens-everyone-04-bob")
+        open_from_nav(bob, "nav-tokens", "API tokens")
+        bobs, bobs_id = create_token(bob, "bob notebook")
+    assert me(hub, bobs).status_code == 200  # used once: the list shows a last use
+
+    answer = page.goto(f"{hub.url}/hub/annotations/tokens")
+    assert answer is not None and answer.status == 200
+    section = page.locator("#everyones-tokens")
+    rows = section.locator("tbody tr")
+    expect(rows).to_have_count(2)  # by owner: admin, then bob
+    expect(rows.locator("td.owner")).to_have_text(["admin", "bob"])
+    expect(rows.locator("td.name")).to_have_text(["admin laptop", "bob notebook"])
+    row = section.locator(f'tr[data-any-token-id="{bobs_id}"]')
+    expect(row).to_have_attribute("data-owner", "bob")
+    expect(row.locator("td.scopes")).to_have_text("annotations:read")
+    expect(row.locator("td.projects")).to_have_text("all")
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    expect(row.locator("td.created")).to_contain_text(today)
+    expires = datetime.now(UTC) + timedelta(days=30)
+    expect(row.locator("td.expires")).to_contain_text(expires.strftime("%Y-%m-%d"))
+    expect(row.locator("td.last-used")).to_contain_text(today)
+    # "Your tokens" is still the admin's own only.
+    expect(page.locator("#tokens-table tbody tr")).to_have_count(1)
+    expect(page.locator(f'#tokens-table tr[data-token-id="{bobs_id}"]')).to_have_count(0)
+    shot(page, "tokens-everyone-05-everyones-tokens")
+
+    assert submit(page, f'[data-revoke-any="{bobs_id}"]').status == 200
+    expect(page.locator("#page-error")).to_have_count(0)
+    expect(page.locator("#page-message")).to_contain_text(
+        "Token 'bob notebook' of bob revoked: it no longer works."
+    )
+    expect(page.locator(f'tr[data-any-token-id="{bobs_id}"]')).to_have_count(0)
+    expect(page.locator(f'tr[data-any-token-id="{admins_id}"]')).to_have_count(1)
+    shot(page, "tokens-everyone-06-bobs-token-revoked")
+
+    answer = me(hub, bobs)
+    assert answer.status_code == 401, answer.text
+    assert "revoked" in answer.json()["error"]["message"]
+    assert me(hub, admins).status_code == 200  # only that one
+
+    # Recorded like any revocation: the admin did it, to bob's token.
+    open_from_nav(page, "nav-audit", "Audit log")
+    event = page.locator('tr[data-action="token.revoke"]')
+    expect(event).to_have_count(1)
+    expect(event).to_contain_text("bob")
+    shot(page, "tokens-everyone-07-audit")
+    for token in (admins, bobs):
+        assert token not in hub.log()
+
+
+def test_a_non_admins_tokens_page_has_no_everyones_tokens(hub, page, browser):
+    set_up_admin(page, hub, "tokens-no-everyone")
+    open_from_nav(page, "nav-users", "Users")
+    link = issue_link(page, "bob")
+    open_from_nav(page, "nav-tokens", "API tokens")
+    admins, admins_id = create_token(page, "admin laptop")
+
+    with another_person(browser) as bob:
+        accept_link(bob, hub, link, "bob", BOB_PASSWORD, "tokens-no-everyone-04-bob")
+        open_from_nav(bob, "nav-tokens", "API tokens")
+        create_token(bob, "bob notebook")
+        expect(bob.locator("#tokens-table tbody tr")).to_have_count(1)
+        expect(bob.locator("#everyones-tokens")).to_have_count(0)
+        expect(bob.locator("[data-revoke-any]")).to_have_count(0)
+        expect(bob.locator("body")).not_to_contain_text("Everyone's tokens")
+        expect(bob.locator("body")).not_to_contain_text("admin laptop")
+        shot(bob, "tokens-no-everyone-05-bob-tokens-page")
+
+        # A forged post of the revoke form for the admin's token: 404, as in the API.
+        assert post_form(bob, {"action": "revoke", "id": admins_id}) == 404
+        expect(bob.locator("#page-error")).to_contain_text(f"You have no token with id {admins_id}")
+        expect(bob.locator("#everyones-tokens")).to_have_count(0)
+        shot(bob, "tokens-no-everyone-06-forged-revoke-refused")
+    assert me(hub, admins).status_code == 200

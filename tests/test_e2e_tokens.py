@@ -447,6 +447,67 @@ def test_revoking_and_listing_own_and_everyones_tokens(hub, issued):
     assert [t["name"] for t in tokens_of(p.alice)] == ["other"]
 
 
+TOKENS_PAGE = "/hub/annotations/tokens"
+
+
+def revokes(admin: Browser) -> list[tuple]:
+    """The ``token.revoke`` events of the audit log, oldest first: (actor, target, id)."""
+    events = ok(admin.api("GET", "audit?action=token.revoke"))["items"]
+    return [(e["actor"], e["target"], e["details"]["id"]) for e in reversed(events)]
+
+
+def test_tokens_page_revokes_anyones_token_for_hub_admins_only(hub, issued):
+    p = people(hub)
+    alices = mint(issued, hub, p.alice, name="alices notebook", scopes=[READ])
+    bobs = mint(issued, hub, p.bob, name="bobs script", scopes=[READ])
+
+    # A non-admin's page has no "Everyone's tokens" and names nobody else's token.
+    for person in (p.bob, p.carol):
+        page = person.get(TOKENS_PAGE)
+        assert page.status_code == 200, page.text
+        assert 'id="everyones-tokens"' not in page.text
+        assert "Everyone's tokens" not in page.text
+        assert "alices notebook" not in page.text and "data-revoke-any" not in page.text
+
+    # A forged post of the page's revoke form for alice's token: 404 as in the API, the
+    # same answer as for an id that does not exist, and nothing is revoked or audited.
+    forged = p.bob.post_form(TOKENS_PAGE, {"action": "revoke", "id": str(alices["id"])})
+    assert forged.status_code == 404, forged.text
+    assert f"You have no token with id {alices['id']}." in forged.text
+    assert "alices notebook" not in forged.text
+    unknown = p.bob.post_form(TOKENS_PAGE, {"action": "revoke", "id": "999999"})
+    assert unknown.status_code == 404 and "You have no token with id 999999." in unknown.text
+    assert (
+        p.carol.post_form(TOKENS_PAGE, {"action": "revoke", "id": alices["id"]}).status_code == 404
+    )
+    ok(call(hub, alices["token"], "GET", "me"))  # still live
+    assert [t["id"] for t in tokens_of(p.alice)] == [alices["id"]]
+    assert revokes(p.admin) == []
+
+    # The hub admin's page lists everyone's live tokens, each with its owner.
+    page = p.admin.get(TOKENS_PAGE)
+    assert page.status_code == 200, page.text
+    assert 'id="everyones-tokens"' in page.text and "Everyone's tokens" in page.text
+    for token, owner in ((alices, "alice"), (bobs, "bob")):
+        row = f'data-any-token-id="{token["id"]}" data-owner="{owner}"'
+        assert row in page.text
+        assert f'data-revoke-any="{token["id"]}"' in page.text
+    # Its Revoke button posts the same form: alice's token is revoked and audited.
+    revoked = p.admin.post_form(TOKENS_PAGE, {"action": "revoke", "id": str(alices["id"])})
+    assert revoked.status_code == 200, revoked.text
+    assert "Token &#39;alices notebook&#39; of alice revoked" in revoked.text
+    assert f'data-any-token-id="{alices["id"]}"' not in revoked.text
+    assert f'data-any-token-id="{bobs["id"]}"' in revoked.text
+    error(call(hub, alices["token"], "GET", "me"), 401, "revoked")
+    ok(call(hub, bobs["token"], "GET", "me"))  # only that one
+    assert tokens_of(p.alice) == []
+    assert revokes(p.admin) == [("admin", "alice", alices["id"])]
+    # Once revoked, it is gone for the admin too.
+    again = p.admin.post_form(TOKENS_PAGE, {"action": "revoke", "id": str(alices["id"])})
+    assert again.status_code == 404, again.text
+    assert revokes(p.admin) == [("admin", "alice", alices["id"])]
+
+
 def test_live_tokens_are_capped_and_names_unique_per_user(make_hub, issued):
     hub = make_hub("c.AnnotationAuthenticator.token_max_live_per_user = 3")
     admin = logged_in_admin(hub)
