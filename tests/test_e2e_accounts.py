@@ -73,6 +73,21 @@ def test_set_password_then_login_lands_on_hub_home(hub):
     assert me["name"] == "admin" and me["admin"] is True and me["auth"] == "session"
 
 
+def post_link_token(hub, link: str, password: str):
+    """POST a link's token to the set-password form directly, as a replay would (with a
+    valid ``_xsrf``), whatever the link's page shows."""
+    browser = Browser(hub)
+    return browser.http.post(
+        f"{hub.url}/hub/annotations/set-password",
+        data={
+            **form_fields(browser.get("/hub/login").text),
+            "token": link.split("token=")[1],
+            "password": password,
+            "confirm": password,
+        },
+    )
+
+
 def test_setup_link_works_once(hub):
     (link,) = hub.setup_links()
     setup_admin(hub)
@@ -80,16 +95,7 @@ def test_setup_link_works_once(hub):
     assert again.status_code == 400
     assert "already been used" in again.text
     # Posting the used token directly is refused too, and changes nothing.
-    browser = Browser(hub)
-    reuse = browser.http.post(
-        f"{hub.url}/hub/annotations/set-password",
-        data={
-            **form_fields(browser.get("/hub/login").text),
-            "token": link.split("token=")[1],
-            "password": "another password 123",
-            "confirm": "another password 123",
-        },
-    )
+    reuse = post_link_token(hub, link, "another password 123")
     assert reuse.status_code == 400 and "already been used" in reuse.text
     assert Browser(hub).login("admin", PASSWORD).url.startswith(f"{hub.url}/hub/")
 
@@ -242,16 +248,7 @@ def test_link_of_a_deleted_user_does_not_work_for_a_new_user_of_that_name(hub):
     assert page.status_code == 400
     assert "This link&#39;s account no longer exists" in page.text
     # Posting the old token directly is refused too, and sets no password.
-    browser = Browser(hub)
-    refused = browser.http.post(
-        f"{hub.url}/hub/annotations/set-password",
-        data={
-            **form_fields(browser.get("/hub/login").text),
-            "token": old.split("token=")[1],
-            "password": "not erins choice 123",
-            "confirm": "not erins choice 123",
-        },
-    )
+    refused = post_link_token(hub, old, "not erins choice 123")
     assert refused.status_code == 400 and "no longer exists" in refused.text
     assert Browser(hub).login("erin", "not erins choice 123").status_code == 403
 
