@@ -31,7 +31,7 @@ from .errors import Conflict, Forbidden, InvalidInput, LockedOut
 from .links import LinkSigner, load_or_create_secret
 from .lockout import LockoutPolicy
 from .paths import public_hub_url, share_dir, state_dir
-from .permissions import SCOPES, Principal
+from .permissions import SCOPES, USERS_MANAGE, Principal
 from .projects import Projects, parse_declared
 from .store import Store
 from .tokens import Tokens, server_token_name
@@ -245,7 +245,7 @@ class AnnotationAuthenticator(Authenticator):
         unknown = sorted(set(proposal.value) - set(SCOPES))
         if unknown:
             raise TraitError(f"inject_token_scopes: unknown scopes {unknown}; use {SCOPES}")
-        if "users:manage" in proposal.value:
+        if USERS_MANAGE in proposal.value:
             # Refused at start rather than dropped per user: silently giving admins'
             # notebooks different rights from everyone else's would surprise more.
             raise TraitError(
@@ -525,9 +525,6 @@ class AnnotationAuthenticator(Authenticator):
 
     # -- spawned servers ------------------------------------------------------------
 
-    def _server_token_name(self, spawner) -> str:
-        return server_token_name(spawner.name)
-
     def pre_spawn_start(self, user, spawner) -> None:
         """Give the server a token of `inject_token_scopes` and where the API is.
 
@@ -550,7 +547,7 @@ class AnnotationAuthenticator(Authenticator):
     def post_spawn_stop(self, user, spawner) -> None:
         """Revoke the server's token: it lives exactly as long as the server."""
         if self.inject_token_scopes:
-            name = self._server_token_name(spawner)
+            name = server_token_name(spawner.name)
             if self.tokens.revoke_named(user.name, name):
                 self.audit.record("token.revoke", user.name, user.name, name=name)
 
