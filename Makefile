@@ -40,3 +40,4 @@ bench: install
 	PATH="$(BIN):$$PATH" $(BIN)/python -m bench.login_load
 	PATH="$(BIN):$$PATH" $(BIN)/python -m bench.tokens --rounds 3
 	PATH="$(BIN):$$PATH" $(BIN)/python -m bench.annotations
+	PATH="$(BIN):$$PATH" $(BIN)/python -m bench.hardening

@@ -79,6 +79,9 @@ c.AnnotationAuthenticator.min_password_length = 10
 c.AnnotationAuthenticator.lockout_max_failures = 5
 # c.AnnotationAuthenticator.lockout_max_address_failures = 50
 c.AnnotationAuthenticator.lockout_window_minutes = 15
+# Proxies between the clients and the hub that append to X-Forwarded-For: 1 is the
+# configurable-http-proxy JupyterHub runs; add one per reverse proxy in front of it.
+c.AnnotationAuthenticator.trusted_proxy_hops = 1
 # Default: CPU cores minus one, at least one.
 # c.AnnotationAuthenticator.password_hash_threads = max(1, (os.cpu_count() or 2) - 1)
 
@@ -88,4 +91,4 @@ c.AnnotationAuthenticator.lockout_window_minutes = 15
 # Annotation sizes: one annotation's data (1 MiB) and one import request.
 # c.AnnotationAuthenticator.annotation_max_bytes = 1 << 20
 # c.AnnotationAuthenticator.annotation_import_max_records = 10_000
-# c.AnnotationAuthenticator.annotation_import_max_bytes = 64 << 20
+# c.AnnotationAuthenticator.annotation_import_max_bytes = 16 << 20

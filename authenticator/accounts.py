@@ -24,6 +24,11 @@ from .permissions import Principal
 from .store import Store
 
 
+class Deactivated(Exception):
+    """A right password for a deactivated account: a failed login like any other, which
+    the caller may record as such (never shown to the person logging in)."""
+
+
 @dataclass(frozen=True)
 class FirstRun:
     """What the first start did: created ``name``; no link token when a password was given."""
@@ -135,6 +140,8 @@ class Accounts:
                 )
             if active is False or admin is False:
                 self._keep_an_active_admin(s, account)
+            if active is False:
+                account.link_generation += 1  # no link outlives a deactivation
             if active is not None:
                 account.active = active
             if admin is not None:
@@ -184,6 +191,7 @@ class Accounts:
             password_hash=password_hash,
             password_changed_at=now if password_hash else None,
             created_at=now,
+            link_generation=0,
         )
         try:
             with self.store.transaction() as s:
@@ -198,23 +206,24 @@ class Accounts:
     # -- login -------------------------------------------------------------------
 
     def login(self, name: str, password: str, address: str) -> Account | None:
-        """The account if ``password`` is right, None otherwise.
+        """The account if ``password`` is right and the account active, None otherwise.
 
-        Unknown names and wrong passwords cost one Argon2 verification each, and count
-        towards the lockout alike. Raises LockedOut while throttled (even for the right
-        password) and Forbidden for a deactivated account with the right password.
+        The attempt is reserved first (`LockoutPolicy.reserve`): it counts as a failure
+        unless the password proves right, so parallel guesses get no more checks than
+        the limit. Unknown names, wrong passwords and deactivated accounts cost one
+        Argon2 verification each and answer alike; `Deactivated` (raised only after a
+        right password) tells the caller why, for its audit record, not for the user.
+        Raises LockedOut while throttled, before any hashing.
         """
         now = self.clock()
-        with self.store.transaction(readonly=True) as s:
-            self.lockout.check(s, name, address, now)
+        with self.store.transaction() as s:
+            self.lockout.reserve(s, name, address, now)
             account = find_account(s, name)
         stored = account.password_hash if account else None
         if not passwords.verify_password(stored, password):
-            with self.store.transaction() as s:
-                self.lockout.record_failure(s, name, address, now)
             return None
         if not account.active:
-            raise Forbidden("This account is deactivated. Ask an administrator to reactivate it.")
+            raise Deactivated(name)  # the reserved failure stays, as for a wrong password
         new_hash = passwords.hash_password(password) if passwords.needs_rehash(stored) else None
         with self.store.transaction() as s:
             self.lockout.clear(s, name)
@@ -227,7 +236,11 @@ class Accounts:
         return account
 
     def change_password(self, name: str, current: str, new: str, address: str) -> None:
-        if self.login(name, current, address) is None:
+        try:
+            checked = self.login(name, current, address)
+        except Deactivated:
+            checked = None
+        if checked is None:
             raise Forbidden("The current password is not correct.")
         passwords.check_policy(new, name, self.min_password_length)
         with self.store.transaction() as s:
@@ -237,11 +250,20 @@ class Accounts:
     # -- links -------------------------------------------------------------------
 
     def issue_link(self, name: str, purpose: str) -> str:
+        """A new link; every older unused link of the account dies with it."""
         with self.store.transaction() as s:
-            account = require_account(s, name)
+            account = require_account(s, name, lock=True)
             if not account.active:
                 raise InvalidInput(f"The account {name!r} is deactivated: reactivate it first.")
+            account.link_generation += 1
+            s.flush()
             return self._sign(account, purpose)
+
+    def revoke_links(self, name: str) -> None:
+        """Kill every unused link of ``name`` (a hub admin's explicit revocation)."""
+        with self.store.transaction() as s:
+            account = require_account(s, name, lock=True)
+            account.link_generation += 1
 
     def invite_or_reset_link(self, name: str, setup_for_admin: bool = False) -> str:
         """A link for an admin to hand over: an invitation until a password is set.
@@ -263,7 +285,11 @@ class Accounts:
 
     def _sign(self, account: Account, purpose: str) -> str:
         return self.signer.issue(
-            account.name, purpose, account.credential_version, account_stamp(account)
+            account.name,
+            purpose,
+            account.credential_version,
+            account_stamp(account),
+            account.link_generation,
         )
 
     def check_link(self, token: str) -> LinkClaims:
@@ -277,6 +303,12 @@ class Accounts:
             raise LinkError(
                 "This link has already been used, or the password was changed since it was "
                 "issued. Log in, or ask an administrator for a new link."
+            )
+        if account.link_generation != claims.generation:
+            raise LinkError(
+                "This link was revoked: a newer link was issued for the account, or it was "
+                "deactivated, or an administrator revoked its links. Ask an administrator "
+                "for a new link."
             )
         return claims
 

@@ -23,7 +23,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from .errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed, TooLarge
+from .errors import (
+    Conflict,
+    Forbidden,
+    ImportConflict,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    TooLarge,
+)
 from .models import Account, Annotation, Membership, Project, utcnow
 from .store import Store
 from .usernames import account_kind, normalize
@@ -33,6 +41,8 @@ PAGE_SIZE = 100
 PAGE_MAX = 1000
 # Roles that read every annotation of their project whatever its settings.
 _READS_ALL = ("viewer", "admin")
+# Roles whose members may own annotations.
+_WRITES = ("annotator", "admin")
 
 
 def check_item(item: str) -> None:
@@ -253,8 +263,12 @@ class Annotations:
         max_bytes: int = 1 << 20,
         import_max_records: int = 10_000,
         clock: Callable[[], datetime] = utcnow,
+        is_admin: Callable = lambda account: account.admin,
     ) -> None:
+        """``is_admin``: whether an account (its ``name`` and ``admin`` flag) is a hub
+        admin, who may own annotations in every project."""
         self.store = store
+        self.is_admin = is_admin
         self.max_bytes = max_bytes
         self.import_max_records = import_max_records
         self.clock = clock
@@ -403,7 +417,14 @@ class Annotations:
         return version
 
     def import_batch(self, slug: str, records: object, importer: str, role: str | None):
-        """Write a batch at once or not at all; the first bad record names its index."""
+        """Write a batch at once or not at all; the first bad record names its index.
+
+        A record may be owned by someone else only when a project admin imports it,
+        and only by someone who may write in the project (SPEC 13: no forged owners).
+        A record replaces an existing annotation only when it names the ``version`` it
+        replaces, as ``If-Match`` does; otherwise (or on a stale version) the whole
+        batch is a 412 listing every conflicting record, and nothing is written.
+        """
         if not isinstance(records, list) or not records:
             raise InvalidInput("'annotations' must be a non-empty list of records.")
         if len(records) > self.import_max_records:
@@ -413,7 +434,7 @@ class Annotations:
             )
         parsed = [self._parse_record(i, r, importer, role) for i, r in enumerate(records)]
         seen: dict[tuple[str, str], int] = {}
-        for i, (item, owner, _) in enumerate(parsed):
+        for i, (item, owner, _, _) in enumerate(parsed):
             first = seen.setdefault((item, owner), i)
             if first != i:
                 raise InvalidInput(
@@ -421,17 +442,15 @@ class Annotations:
                     "send each annotation once."
                 )
         created = 0
+        conflicts = []
         now = self.clock()
         with self.store.transaction(changes_access=False) as s:
-            owners = {owner for _, owner, _ in parsed}
-            known = set(s.scalars(select(Account.name).where(Account.name.in_(owners))))
-            for i, (_, owner, _) in enumerate(parsed):
-                if owner not in known:
-                    raise InvalidInput(f"Record {i}: there is no account named {owner!r}.")
+            self._check_owners(s, slug, [owner for _, owner, _, _ in parsed], importer)
             conn = s.connection()
             # Rows are locked in key order, whatever the batch's order: two imports over
             # the same annotations then queue behind each other instead of deadlocking.
-            for i, (item, owner, text) in sorted(enumerate(parsed), key=lambda r: r[1][:2]):
+            in_key_order = sorted(enumerate(parsed), key=lambda record: record[1][:2])
+            for i, (item, owner, text, version) in in_key_order:
                 params = {
                     "slug": slug,
                     "key_item": item,
@@ -439,21 +458,74 @@ class Annotations:
                     "text": text,
                     "now": now,
                 }
-                row = self._upsert(conn, params, create_only=False)
+                if version is None:  # create only: an annotation that lives is kept
+                    row = self._upsert(conn, params, create_only=True)
+                else:
+                    row = conn.execute(_CHANGES[True], {**params, "expected": version}).first()
                 if row is None:
-                    raise Conflict(
-                        f"Record {i}: the annotation of {owner!r} on item {item!r} belongs to "
-                        "a deleted account and is read-only."
+                    current = conn.execute(_CURRENT, params).first()
+                    if current is not None and current.owner_id is None:
+                        raise Conflict(
+                            f"Record {i}: the annotation of {owner!r} on item {item!r} belongs "
+                            "to a deleted account and is read-only."
+                        )
+                    live = current is not None and current.deleted_at is None
+                    conflicts.append(
+                        {
+                            "record": i,
+                            "item": item,
+                            "owner": owner,
+                            "version": current.version if live else None,
+                        }
                     )
+                    continue
                 created += row.created_at == row.updated_at
+            if conflicts:
+                raise ImportConflict(sorted(conflicts, key=lambda c: c["record"]))
         return ImportResult(created=created, updated=len(parsed) - created)
+
+    def _check_owners(self, s, slug: str, owners: list[str], importer: str) -> None:
+        """Every owner but the importer (whose right the route checked) must be an
+        account that may write in ``slug``: a hub admin, or an annotator or admin member."""
+        others = set(owners) - {importer}
+        if not others:
+            return
+        project_id = select(Project.id).where(Project.slug == slug).scalar_subquery()
+        rows = s.execute(
+            select(Account.name, Account.admin, Membership.role)
+            .outerjoin(
+                Membership,
+                (Membership.account_id == Account.id) & (Membership.project_id == project_id),
+            )
+            .where(Account.name.in_(others))
+        ).all()
+        found = {row.name: row for row in rows}
+        for i, owner in enumerate(owners):
+            if owner == importer:
+                continue
+            row = found.get(owner)
+            if row is None:
+                raise InvalidInput(f"Record {i}: there is no account named {owner!r}.")
+            if self.is_admin(row) or row.role in _WRITES:
+                continue
+            why = (
+                f"is not a member of project {slug!r}"
+                if row.role is None
+                else f"is a {row.role} of project {slug!r}"
+            )
+            raise Forbidden(
+                f"Record {i}: {owner!r} {why}, so no annotation can be theirs: only its "
+                "annotators and admins own annotations. Give them a role first."
+            )
 
     def _parse_record(self, i: int, record: object, importer: str, role: str | None):
         if not isinstance(record, dict):
             raise InvalidInput(f"Record {i}: must be an object with 'item' and 'data'.")
-        unknown = sorted(set(record) - {"item", "owner", "data"})
+        unknown = sorted(set(record) - {"item", "owner", "data", "version"})
         if unknown:
-            raise InvalidInput(f"Record {i}: unknown fields {unknown}: use item, owner, data.")
+            raise InvalidInput(
+                f"Record {i}: unknown fields {unknown}: use item, owner, data, version."
+            )
         if "item" not in record or "data" not in record:
             raise InvalidInput(f"Record {i}: needs 'item' and 'data'.")
         try:
@@ -467,7 +539,13 @@ class Annotations:
                 raise InvalidInput(
                     f"owner {owner!r} is not you: only project admins import on behalf of others."
                 )
-            return record["item"], owner, self.encode(record["data"])
+            version = record.get("version")
+            if version is not None and (type(version) is not int or not 1 <= version < 2**31):
+                raise InvalidInput(
+                    "'version' must be the whole number of the version the record replaces "
+                    "(leave it out to create)."
+                )
+            return record["item"], owner, self.encode(record["data"]), version
         except (InvalidInput, TooLarge) as e:
             raise type(e)(f"Record {i}: {e.message}") from None
 

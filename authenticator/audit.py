@@ -26,6 +26,7 @@ ACTIONS = (
     "login.deactivated",
     "link.issue",
     "link.use",
+    "link.revoke",
     "password.change",
     "token.create",
     "token.revoke",

@@ -22,12 +22,12 @@ from jupyterhub.auth import Authenticator
 from tornado import web
 from traitlets import Dict, Float, Integer, List, TraitError, Unicode, default, validate
 
-from . import passwords, usernames
+from . import passwords, redact, usernames
 from .access_cache import AccessCache
-from .accounts import Accounts
+from .accounts import Accounts, Deactivated
 from .annotations import Annotations
 from .audit import Audit
-from .errors import Conflict, Forbidden, InvalidInput, LockedOut
+from .errors import Conflict, InvalidInput, LockedOut
 from .links import LinkSigner, load_or_create_secret
 from .lockout import LockoutPolicy
 from .paths import public_hub_url, share_dir, state_dir
@@ -143,25 +143,29 @@ class AnnotationAuthenticator(Authenticator):
 
     link_lifetime_hours = Float(
         24.0,
-        help="Hours a one-time link (setup, invitation, reset) stays valid if unused.",
+        min=1 / 3600,
+        max=24 * 365,
+        help="""
+        Hours a one-time link (setup, invitation, reset) stays valid if unused: one
+        second (1/3600) to a year (8760).
+        """,
     ).tag(config=True)
 
     min_password_length = Integer(
         10,
+        min=8,
+        max=passwords.MAX_LENGTH,
         help="""
-        Shortest password accepted. Passwords are also refused when longer than 1024
-        characters, equal to the username, or on the shipped list of common passwords.
+        Shortest password accepted, 8 to 1024. Passwords are also refused when longer
+        than 1024 characters, equal to the username, or on the shipped list of common
+        passwords.
         """,
     ).tag(config=True)
 
-    @validate("min_password_length")
-    def _check_min_password_length(self, proposal) -> int:
-        if not 8 <= proposal.value <= passwords.MAX_LENGTH:
-            raise ValueError(f"min_password_length must be 8..{passwords.MAX_LENGTH}")
-        return proposal.value
-
     lockout_max_failures = Integer(
         5,
+        min=1,
+        max=10_000,
         help="""
         Failed logins for one account name within `lockout_window_minutes` after which
         further attempts are refused (even with the right password) until the oldest
@@ -171,6 +175,8 @@ class AnnotationAuthenticator(Authenticator):
 
     lockout_max_address_failures = Integer(
         50,
+        min=1,
+        max=1_000_000,
         help="""
         Failed logins from one client address, over all names, within
         `lockout_window_minutes` after which that address is refused for a while.
@@ -179,7 +185,28 @@ class AnnotationAuthenticator(Authenticator):
 
     lockout_window_minutes = Float(
         15.0,
-        help="Window, in minutes, over which failed logins are counted.",
+        min=1 / 60,
+        max=7 * 24 * 60,
+        help="""
+        Window, in minutes, over which failed logins are counted: one second (1/60) to
+        a week (10080).
+        """,
+    ).tag(config=True)
+
+    trusted_proxy_hops = Integer(
+        1,
+        min=0,
+        max=10,
+        help="""
+        How many proxies stand between the clients and the hub, each appending the
+        address it saw to ``X-Forwarded-For``. The default, 1, is the
+        configurable-http-proxy that JupyterHub runs; add one for each reverse proxy
+        (nginx, a load balancer) in front of it that appends to ``X-Forwarded-For``.
+        The client address of the login limits and the audit log is the one the
+        outermost of them saw; what the client wrote itself (the left part of
+        ``X-Forwarded-For``, ``X-Real-Ip``) is ignored. 0: the address of whoever
+        connects to the hub (no proxy at all).
+        """,
     ).tag(config=True)
 
     projects = Dict(
@@ -215,6 +242,8 @@ class AnnotationAuthenticator(Authenticator):
 
     token_max_lifetime_days = Integer(
         90,
+        min=1,
+        max=3650,
         help="""
         Longest lifetime of a personal access token, in days. Every token expires:
         ``expires_in_days`` is 1 to this value (default when not asked: this value).
@@ -223,7 +252,9 @@ class AnnotationAuthenticator(Authenticator):
 
     token_max_live_per_user = Integer(
         50,
-        help="Most live (unrevoked, unexpired) tokens one account may hold at once.",
+        min=1,
+        max=10_000,
+        help="Most live (unrevoked, unexpired) tokens one account may hold at once (1 to 10000).",
     ).tag(config=True)
 
     inject_token_scopes = List(
@@ -258,6 +289,8 @@ class AnnotationAuthenticator(Authenticator):
 
     access_cache_seconds = Float(
         2.0,
+        min=0,
+        max=300,
         help="""
         Seconds this hub may keep, in memory, what it read about a token (its owner,
         scopes, revocation, expiry, the owner's active and admin flags) and about
@@ -276,18 +309,14 @@ class AnnotationAuthenticator(Authenticator):
         """,
     ).tag(config=True)
 
-    @validate("access_cache_seconds")
-    def _check_access_cache_seconds(self, proposal) -> float:
-        if proposal.value < 0:
-            raise TraitError("access_cache_seconds must be 0 (off) or more")
-        return proposal.value
-
     password_hash_threads = Integer(
+        min=1,
+        max=64,
         help="""
         Threads that hash or verify passwords at the same time (Argon2id: about 0.1 s
         of CPU and 64 MiB each). Logins beyond that wait their turn, so a burst of
         logins cannot starve the rest of the hub. Default: CPU cores minus one, at
-        least one.
+        least one. At most 64.
         """,
     ).tag(config=True)
 
@@ -297,6 +326,8 @@ class AnnotationAuthenticator(Authenticator):
 
     annotation_max_bytes = Integer(
         1 << 20,
+        min=64,
+        max=256 << 20,
         help="""
         Largest ``data`` of one annotation, in bytes of compact JSON (default 1 MiB).
         A bigger one is refused with 413 and nothing is written.
@@ -305,16 +336,28 @@ class AnnotationAuthenticator(Authenticator):
 
     annotation_import_max_records = Integer(
         10_000,
-        help="Most annotations one import request may carry (split bigger batches).",
+        min=1,
+        max=1_000_000,
+        help="Most annotations one import request may carry, 1 to 1000000 (split bigger batches).",
     ).tag(config=True)
 
     annotation_import_max_bytes = Integer(
-        64 << 20,
+        16 << 20,
+        min=1024,
+        max=1 << 30,
         help="""
-        Largest body of one import request, in bytes (default 64 MiB). The whole
-        batch is checked before anything is written, so it is held in memory.
+        Largest body of one import request, in bytes (default 16 MiB, at most 1 GiB).
+        A request that declares a bigger body is refused with 413 before any of it is
+        read. The whole batch is checked before anything is written, so it is held in
+        memory (about ten times its size once parsed) and parsed off the event loop.
         """,
     ).tag(config=True)
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        # Every line of the hub log, JupyterHub's access log included, is scrubbed of
+        # secrets in URLs whatever their case (JupyterHub's own scrubbing is not).
+        redact.install(self.log)
 
     @default("any_allow_config")
     def _any_allow_config_default(self) -> bool:
@@ -370,6 +413,7 @@ class AnnotationAuthenticator(Authenticator):
     def annotations(self) -> Annotations:
         return Annotations(
             self.store,
+            is_admin=self.accounts.is_admin,
             max_bytes=self.annotation_max_bytes,
             import_max_records=self.annotation_import_max_records,
         )
@@ -437,6 +481,7 @@ class AnnotationAuthenticator(Authenticator):
                 first.name,
                 self.link_lifetime_hours,
                 self.link_url(first.link_token),
+                extra={"shows_secret": True},  # the one line meant to show a link
             )
         elif first is not None:
             self.log.info("First run: created admin %r with the configured password", first.name)
@@ -478,9 +523,11 @@ class AnnotationAuthenticator(Authenticator):
 
     async def authenticate(self, handler, data: dict) -> dict | None:
         """Check the login form; None means the generic "Invalid username or password"."""
+        from handlers.base import request_address  # handlers import the core, not vice versa
+
         name = self.normalize_username(data.get("username") or "")
         password = data.get("password") or ""
-        address = handler.request.remote_ip if handler is not None else ""
+        address = request_address(handler, self.trusted_proxy_hops) if handler else ""
         if not self.validate_username(name):
             # Still one Argon2 verification, so a malformed name is not faster.
             await self.run_hashing(passwords.verify_password, None, password)
@@ -494,9 +541,10 @@ class AnnotationAuthenticator(Authenticator):
             error = web.HTTPError(429, e.message)
             error.headers = {"Retry-After": str(e.retry_after)}
             raise error from None
-        except Forbidden as e:
+        except Deactivated:
+            # Answered like a wrong password (SPEC 13): only the audit knows.
             self.audit.record("login.deactivated", name, name, address)
-            raise web.HTTPError(403, e.message) from None
+            return None
         if account is None:
             self.audit.record("login.failure", name, name, address)
             return None

@@ -65,6 +65,23 @@ class PreconditionFailed(AnnotationError):
             self.headers = {"ETag": f'"{current["version"]}"'}
 
 
+class ImportConflict(AnnotationError):
+    """An import would have replaced annotations without naming their current version."""
+
+    status = 412
+
+    def __init__(self, conflicts: list[dict]) -> None:
+        listed = ", ".join(str(c["record"]) for c in conflicts[:10])
+        more = f" and {len(conflicts) - 10} more" if len(conflicts) > 10 else ""
+        super().__init__(
+            f"{'Record' if len(conflicts) == 1 else 'Records'} {listed}{more} would replace an annotation without naming the version "
+            "it replaces (or name an older one): give each its current 'version' (listed "
+            "in 'conflicts'; null: it no longer exists, leave 'version' out). Nothing was "
+            "imported."
+        )
+        self.details = {"conflicts": conflicts}
+
+
 class TooLarge(AnnotationError):
     status = 413
 
@@ -74,3 +91,7 @@ class Unavailable(AnnotationError):
 
     status = 503
     headers = {"Retry-After": "1"}
+
+
+class UnsupportedMediaType(AnnotationError):
+    status = 415

@@ -1,11 +1,13 @@
 """Signed one-time links (setup, invitation, password reset) with PyJWT.
 
-A link names its account, the account's ``credential_version`` at issue time, and a
-stamp of that one account (``acct``, see ``accounts.account_stamp``). Setting a password
-bumps the version, so a link dies once used, once the password changes any other way,
-or at expiry: no table of used links is needed. The stamp kills it when its account is
-deleted, even if an account of the same name (whose version starts at 0 again) is
-created later.
+A link names its account, the account's ``credential_version`` and ``link_generation``
+at issue time, and a stamp of that one account (``acct``, see
+``accounts.account_stamp``). Setting a password bumps the version, so a link dies once
+used, once the password changes any other way, or at expiry: no table of used links is
+needed. Issuing a link, deactivating the account and revoking its links bump the
+generation, so only the newest link works and none outlives a revocation. The stamp
+kills a link when its account is deleted, even if an account of the same name (whose
+counters start at 0 again) is created later.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class LinkClaims:
     purpose: str
     version: int
     account: str
+    generation: int
 
 
 def load_or_create_secret(path: Path) -> bytes:
@@ -58,7 +61,7 @@ class LinkSigner:
         self._key = key
         self.lifetime = lifetime
 
-    def issue(self, name: str, purpose: str, version: int, account: str) -> str:
+    def issue(self, name: str, purpose: str, version: int, account: str, generation: int) -> str:
         """A link token for ``name``; ``account`` is the stamp of that very account."""
         if purpose not in PURPOSES:
             raise ValueError(f"unknown link purpose {purpose!r}")
@@ -68,6 +71,7 @@ class LinkSigner:
             "purpose": purpose,
             "ver": version,
             "acct": account,
+            "gen": generation,
             "aud": AUDIENCE,
             "iat": now,
             "exp": now + self.lifetime,
@@ -91,9 +95,21 @@ class LinkSigner:
                 "This link is not valid: it may be incomplete or altered. "
                 "Copy the whole link, or ask an administrator for a new one."
             ) from None
-        purpose, version, account = claims.get("purpose"), claims.get("ver"), claims.get("acct")
-        # A link without the account stamp (issued before it existed) could outlive
-        # its account: refuse it like any other malformed link.
-        if purpose not in PURPOSES or not isinstance(version, int) or not isinstance(account, str):
+        purpose, account = claims.get("purpose"), claims.get("acct")
+        version, generation = claims.get("ver"), claims.get("gen")
+        # A link without the account stamp or the generation (issued before they
+        # existed) could outlive its account or a revocation: refuse it like any other
+        # malformed link.
+        if (
+            purpose not in PURPOSES
+            or not all(type(n) is int for n in (version, generation))
+            or not isinstance(account, str)
+        ):
             raise LinkError("This link is not valid. Ask an administrator for a new one.")
-        return LinkClaims(name=claims["sub"], purpose=purpose, version=version, account=account)
+        return LinkClaims(
+            name=claims["sub"],
+            purpose=purpose,
+            version=version,
+            account=account,
+            generation=generation,
+        )

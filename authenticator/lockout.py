@@ -2,6 +2,11 @@
 
 Failures live in a table so the count survives restarts and is shared by replicas.
 Unknown names are counted like real ones, so throttling reveals nothing.
+
+Every attempt is reserved before its password is checked (`reserve`): one transaction
+counts the failures and records the attempt as one, serialised per name and address.
+However many attempts run at once, at most the limit get to hash; a right password
+then takes its attempt back (`clear`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from .errors import LockedOut
 from .models import LoginFailure
+from .store import lock_keys
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,12 @@ class LockoutPolicy:
                     retry_after=retry_after,
                 )
 
-    def record_failure(self, session: Session, name: str, address: str, now: datetime) -> None:
+    def reserve(self, session: Session, name: str, address: str, now: datetime) -> None:
+        """Count this attempt as a failure now, or raise LockedOut if it would pass a
+        limit. Attempts on one name or from one address take turns here, so two of
+        them never both see room for one more."""
+        lock_keys(session, f"login-name:{name}", f"login-address:{address}")
+        self.check(session, name, address, now)
         # Rows past the window are dead weight: prune them as new ones arrive.
         session.execute(delete(LoginFailure).where(LoginFailure.at <= now - self.window))
         session.add(LoginFailure(name=name, address=address[:64], at=now))

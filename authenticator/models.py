@@ -59,6 +59,12 @@ class Account(Base):
     # Bumped whenever the password changes: every link carries the value it was
     # issued for, so one use (or any password change) kills all outstanding links.
     credential_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # Bumped when a link is issued, when the account is deactivated and when an admin
+    # revokes its links: a link carries the value it was issued with, so only the
+    # newest unused one works, and none survives a deactivation or a revocation.
+    link_generation: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default="0"
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 

@@ -33,6 +33,7 @@ PROJECT_DELETE = "project:delete"  # hub admins, on an existing project
 TOKENS_MANAGE = "tokens:manage"  # any principal, for their own tokens
 ANNOTATIONS_READ = "annotations:read"  # members of the project, per the visibility rules
 ANNOTATIONS_WRITE = "annotations:write"  # annotators and admins of the project
+MEMBER_SELF = "member:self"  # any member of the project, changing their own preferences
 
 PERMISSIONS = (
     PUBLIC,
@@ -45,6 +46,7 @@ PERMISSIONS = (
     TOKENS_MANAGE,
     ANNOTATIONS_READ,
     ANNOTATIONS_WRITE,
+    MEMBER_SELF,
 )
 PROJECT_PERMISSIONS = (
     PROJECT_READ,
@@ -52,7 +54,14 @@ PROJECT_PERMISSIONS = (
     PROJECT_DELETE,
     ANNOTATIONS_READ,
     ANNOTATIONS_WRITE,
+    MEMBER_SELF,
 )
+# What a token restricted to projects may still do outside them: look at itself and
+# manage its own tokens (within the minting rules).
+UNRESTRICTED = (PUBLIC, AUTHENTICATED, TOKENS_MANAGE)
+# Scopes that read and never change anything (SPEC 13: every state change needs a
+# write scope).
+READ_ONLY_SCOPES = frozenset({"annotations:read"})
 
 # The token scopes that carry each permission (any one of them will do). A session has
 # every scope, so for sessions only roles count.
@@ -66,7 +75,22 @@ SCOPES_FOR = {
     # Writing implies reading: a writer needs the current version to write conditionally.
     ANNOTATIONS_READ: {"annotations:read", "annotations:write"},
     ANNOTATIONS_WRITE: {"annotations:write"},
+    MEMBER_SELF: {"annotations:write", "projects:manage"},
 }
+
+
+def check_declaration(permission: str, verb: str) -> None:
+    """Refuse, when a handler is defined, a declaration that could never be right: an
+    unknown permission, or a state-changing verb that a read-only scope would carry."""
+    if permission not in PERMISSIONS:
+        raise ValueError(f"unknown permission {permission!r}: use one of {PERMISSIONS}")
+    if verb in ("post", "put", "patch", "delete") and SCOPES_FOR.get(permission, set()) & (
+        READ_ONLY_SCOPES
+    ):
+        raise ValueError(
+            f"{verb.upper()} cannot declare {permission!r}: a read-only scope carries it, "
+            "and every state change needs a write scope"
+        )
 
 
 @dataclass(frozen=True)
@@ -121,6 +145,11 @@ def authorize(
         raise Forbidden("This address declares no known permission.")
     if principal is None:
         raise Unauthenticated("Authentication required.")
+    if principal.projects is not None and permission not in (*UNRESTRICTED, *PROJECT_PERMISSIONS):
+        raise Forbidden(
+            f"This token is restricted to the projects {sorted(principal.projects)}: it "
+            "can only be used within them. Use a token without a project restriction."
+        )
     if permission in PROJECT_PERMISSIONS:
         _authorize_project(principal, permission, project_role, project_slug, api_access)
     elif permission in (USERS_MANAGE, PROJECTS_CREATE) and not principal.admin:

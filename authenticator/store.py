@@ -10,7 +10,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -93,6 +93,19 @@ def _busy_is_unavailable() -> Iterator[None]:
         raise Unavailable(
             "The database is busy or unreachable: retry in a moment. Nothing was written."
         ) from e
+
+
+def lock_keys(session: Session, *keys: str) -> None:
+    """Make the transactions that name any of ``keys`` take turns until they end.
+
+    PostgreSQL: transaction-scoped advisory locks, taken in one order so two
+    transactions never wait for each other. SQLite needs none: its writers already
+    hold the one database lock from BEGIN IMMEDIATE to the end.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        return
+    for key in sorted(set(keys)):
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
 
 
 def alembic_config(engine: Engine) -> Config:

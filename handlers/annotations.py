@@ -142,6 +142,9 @@ class ItemAnnotationsHandler(AnnotationAPIHandler):
 class OwnerAnnotationHandler(AnnotationAPIHandler):
     """``GET/PUT/DELETE projects/{slug}/items/{item}/annotations/{owner}``."""
 
+    def body_limit(self) -> int:
+        return self.annotations.max_bytes + _ENVELOPE_BYTES
+
     @requires(ANNOTATIONS_READ)
     async def get(self, slug: str, item: str, owner: str) -> None:
         get = self.annotations.get
@@ -151,11 +154,7 @@ class OwnerAnnotationHandler(AnnotationAPIHandler):
 
     @requires(ANNOTATIONS_WRITE)
     async def put(self, slug: str, item: str, owner: str) -> None:
-        body = self.json_object(
-            {"data": object, "owner": str},
-            required=("data",),
-            max_bytes=self.annotations.max_bytes + _ENVELOPE_BYTES,
-        )
+        body = await self.json_object({"data": object, "owner": str}, required=("data",))
         if normalize(body.get("owner", owner)) != owner:
             raise InvalidInput("The body names another owner than the address: drop 'owner'.")
         conditions = ("If-Match", "If-None-Match")
@@ -197,13 +196,12 @@ class OwnerAnnotationHandler(AnnotationAPIHandler):
 class AnnotationImportHandler(AnnotationAPIHandler):
     """``POST projects/{slug}/annotations/import``: a batch, written whole or not at all."""
 
+    def body_limit(self) -> int:
+        return self.authenticator.annotation_import_max_bytes
+
     @requires(ANNOTATIONS_WRITE)
     async def post(self, slug: str) -> None:
-        body = self.json_object(
-            {"annotations": list},
-            required=("annotations",),
-            max_bytes=self.authenticator.annotation_import_max_bytes,
-        )
+        body = await self.json_object({"annotations": list}, required=("annotations",))
         result = await self.core(
             self.annotations.import_batch,
             slug,

@@ -12,6 +12,7 @@ from authenticator.errors import InvalidInput, NotFound
 from authenticator.models import Account
 from authenticator.permissions import (
     AUTHENTICATED,
+    MEMBER_SELF,
     PROJECT_DELETE,
     PROJECT_MANAGE,
     PROJECT_READ,
@@ -79,8 +80,8 @@ class UsersHandler(UserAPIHandler):
         self.write_json(listing([self.user_json(a) for a in self.accounts.listing()]))
 
     @requires(USERS_MANAGE)
-    def post(self) -> None:
-        body = self.json_object({"name": str, "admin": bool}, required=("name",))
+    async def post(self) -> None:
+        body = await self.json_object({"name": str, "admin": bool}, required=("name",))
         account = self.accounts.create(normalize(body["name"]), admin=body.get("admin", False))
         token = self.accounts.issue_link(account.name, "invite") if account.kind == "user" else None
         self.audit("user.create", account.name, kind=account.kind, admin=account.admin)
@@ -100,10 +101,12 @@ class UserHandler(UserAPIHandler):
         self.write_json(self.user_json(self.require_account(name)))
 
     @requires(USERS_MANAGE)
-    def patch(self, name: str) -> None:
-        body = self.json_object({"admin": bool, "active": bool})
+    async def patch(self, name: str) -> None:
+        body = await self.json_object({"admin": bool, "active": bool})
         account = self.accounts.update(name, **body)
         self.audit("user.update", name, **body)
+        if body.get("active") is False:
+            self.audit("link.revoke", name, reason="deactivated")
         self.write_json(self.user_json(account))
 
     @requires(USERS_MANAGE)
@@ -125,7 +128,8 @@ class UserHandler(UserAPIHandler):
 
 
 class UserLinkHandler(UserAPIHandler):
-    """``POST users/{name}/link``: a fresh invitation or reset link to hand over."""
+    """``POST users/{name}/link``: a fresh invitation or reset link to hand over (older
+    unused links die); ``DELETE``: revoke every unused link of the account."""
 
     @requires(USERS_MANAGE)
     def post(self, name: str) -> None:
@@ -133,6 +137,13 @@ class UserLinkHandler(UserAPIHandler):
         self.audit("link.issue", name)
         no_store(self)
         self.write_json(self.user_json(self.require_account(name), token), status=201)
+
+    @requires(USERS_MANAGE)
+    def delete(self, name: str) -> None:
+        self.accounts.revoke_links(name)
+        self.audit("link.revoke", name, reason="revoked")
+        self.set_status(204)
+        self.finish()
 
 
 class ProjectsHandler(APIHandler):
@@ -144,8 +155,8 @@ class ProjectsHandler(APIHandler):
         self.write_json(listing([v.as_json() for v in views]))
 
     @requires(PROJECTS_CREATE)
-    def post(self) -> None:
-        body = self.json_object({"slug": str, **SETTING_TYPES}, required=("slug",))
+    async def post(self) -> None:
+        body = await self.json_object({"slug": str, **SETTING_TYPES}, required=("slug",))
         slug = body.pop("slug")
         view = self.projects.create(slug, body, creator=self.principal.name)
         self.audit("project.create", slug, **body)
@@ -160,8 +171,8 @@ class ProjectHandler(APIHandler):
         self.write_json(self.projects.get(slug, self.project_role).as_json())
 
     @requires(PROJECT_MANAGE)
-    def patch(self, slug: str) -> None:
-        body = self.json_object(SETTING_TYPES)
+    async def patch(self, slug: str) -> None:
+        body = await self.json_object(SETTING_TYPES)
         view = self.projects.update(slug, body, self.project_role)
         self.audit("project.update", slug, **body)
         self.write_json(view.as_json())
@@ -186,16 +197,17 @@ class MemberHandler(APIHandler):
     """``PUT/DELETE projects/{slug}/members/{name}``: project admins manage roles;
     ``PATCH`` is a member's own preferences."""
 
-    @requires(PROJECT_READ)
-    def patch(self, slug: str, name: str) -> None:
-        show = self.json_object({"show_others": bool}, required=("show_others",))["show_others"]
+    @requires(MEMBER_SELF)
+    async def patch(self, slug: str, name: str) -> None:
+        body = await self.json_object({"show_others": bool}, required=("show_others",))
+        show = body["show_others"]
         self.projects.set_show_others(slug, name, show, caller=self.principal.name)
         member = next(m for m in self.projects.members(slug) if m.name == name)
         self.write_json(member.as_json())
 
     @requires(PROJECT_MANAGE)
-    def put(self, slug: str, name: str) -> None:
-        role = self.json_object({"role": str}, required=("role",))["role"]
+    async def put(self, slug: str, name: str) -> None:
+        role = (await self.json_object({"role": str}, required=("role",)))["role"]
         created = self.projects.set_member(slug, name, role, granter_role=self.project_role)
         self.audit("member.set", name, project=slug, role=role)
         member = next(m for m in self.projects.members(slug) if m.name == name)
@@ -221,8 +233,8 @@ class TokensHandler(APIHandler):
         self.write_json(listing([t.as_json() for t in self.authenticator.tokens.listing(owner)]))
 
     @requires(TOKENS_MANAGE)
-    def post(self) -> None:
-        body = self.json_object(
+    async def post(self) -> None:
+        body = await self.json_object(
             {
                 "name": str,
                 "scopes": list,

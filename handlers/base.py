@@ -7,6 +7,7 @@ declaration refuses everyone.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -15,11 +16,17 @@ from http.client import responses
 from typing import Any
 
 from jupyterhub.handlers import BaseHandler
-from jupyterhub.log import _scrub_uri
-from tornado import web
+from tornado import httputil, web
 from tornado.httputil import url_concat
 
-from authenticator.errors import AnnotationError, InvalidInput, Unauthenticated
+from authenticator.addresses import client_address
+from authenticator.errors import (
+    AnnotationError,
+    InvalidInput,
+    TooLarge,
+    Unauthenticated,
+    UnsupportedMediaType,
+)
 from authenticator.metrics import (
     CONFLICTS,
     REQUEST_SECONDS,
@@ -28,22 +35,54 @@ from authenticator.metrics import (
 )
 from authenticator.permissions import (
     PROJECT_PERMISSIONS,
+    PUBLIC,
     Principal,
     authorize,
+    check_declaration,
     effective_role,
 )
+from authenticator.redact import redact, without_secret_params
 from authenticator.tokens import PREFIX as TOKEN_PREFIX
 from authenticator.usernames import normalize
 
 VERBS = ("get", "head", "post", "put", "patch", "delete", "options")
+# Bodies up to this size are parsed on the event loop; bigger ones in a thread.
+INLINE_PARSE_BYTES = 64 * 1024
+# A refused request's body up to this size (twice the handler's limit for a body that
+# is only too large) is read through and dropped before the answer: answering first
+# makes Tornado close with unread data, the kernel then resets the connection, and
+# the proxy turns our 4xx into a 503. A bigger body, or one of unknown length, is
+# refused before any of it is read (SPEC 13: a 64 MiB import is never read).
+READ_THEN_REFUSE_BYTES = 8 << 20
 
 
 def requires(permission: str) -> Callable:
-    """Declare the permission a handler method needs (checked in `prepare`)."""
+    """Declare the permission a handler method needs (checked in `prepare`).
+
+    Checked when the handler is defined (`check_declaration`). The method runs once
+    the body has arrived: `prepare` refused the request before any of it was read if
+    it had to (no right, or a declared length over the handler's `body_limit`).
+    """
 
     def declare(method: Callable) -> Callable:
-        method.permission = permission
-        return method
+        check_declaration(permission, method.__name__)
+
+        @functools.wraps(method)
+        async def run(self, *args, **kwargs):
+            if self._finished:  # refused while the body was arriving
+                return
+            if self._refusal is not None:  # decided in `prepare`, answered now
+                self.refuse(self._refusal)
+                return
+            if self._received > self.body_limit():
+                raise self.too_large()
+            self.body_received()
+            result = method(self, *args, **kwargs)
+            if result is not None:
+                await result
+
+        run.permission = permission
+        return run
 
     return declare
 
@@ -124,17 +163,111 @@ def _as_tuple(kind: type | tuple) -> tuple:
     return kind if isinstance(kind, tuple) else (kind,)
 
 
+class LoginRedirect(Exception):
+    """A page's refusal of an anonymous visitor: off to the login page, then back."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+
+
 def no_store(handler: web.RequestHandler) -> None:
     """Keep the answer out of every cache: it shows a secret (a link, a token) once."""
     handler.set_header("Cache-Control", "no-store")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object whose keys are each given once: of ``{"a": 1, "a": 2}`` parsers keep
+    one or the other, so which one the sender meant is unknowable."""
+    body = {}
+    for key, value in pairs:
+        if key in body:
+            raise InvalidInput(f"{key!r} appears twice in one object of the body: send it once.")
+        body[key] = value
+    return body
+
+
+def parse_json(body: bytes) -> Any:
+    """The body as JSON (no NaN, no repeated keys), or InvalidInput saying why not."""
+    try:
+        return json.loads(body, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("The body is not valid JSON.") from None
+    except RecursionError:
+        raise InvalidInput("The body is nested too deeply: flatten it.") from None
+
+
+def request_address(handler: web.RequestHandler, trusted_hops: int) -> str:
+    """The client address of a request, as `client_address` trusts it. The peer is the
+    socket's: Tornado's ``remote_ip`` already took ``X-Real-Ip`` (client-set) at its word."""
+    request = handler.request
+    address = getattr(getattr(request.connection, "context", None), "address", None)
+    peer = address[0] if isinstance(address, tuple) else ""
+    return client_address(request.headers.get("X-Forwarded-For"), peer, trusted_hops)
+
+
+@web.stream_request_body
 class AnnotationHandler(BaseHandler):
+    """Every request's body is streamed: `prepare` decides on the request from its
+    headers alone (who, which right, the declared length) before a byte of the body is
+    read, and the body is kept only up to `body_limit`."""
+
     # Pages take only the hub session; the API also takes our tokens.
     accepts_tokens = False
     principal: Principal | None = None
     # The caller's role in the project the route names (hub admins: "admin").
     project_role: str | None = None
+    # The largest body a request may carry (see `body_limit`).
+    max_body_bytes = 64 * 1024
+
+    def initialize(self) -> None:
+        self._chunks: list[bytes] | None = []
+        self._received = 0
+        # Why `prepare` refused the request, to answer once the (small) body is read.
+        self._refusal: BaseException | None = None
+
+    def body_limit(self) -> int:
+        """The largest body this request may carry, in bytes."""
+        return self.max_body_bytes
+
+    def read_through_limit(self, refusal: BaseException | None) -> int:
+        """The largest body read through (and dropped) before ``refusal`` is answered."""
+        if isinstance(refusal, TooLarge):
+            return max(READ_THEN_REFUSE_BYTES, 2 * self.body_limit())
+        return READ_THEN_REFUSE_BYTES
+
+    def data_received(self, chunk: bytes) -> None:
+        self._received += len(chunk)
+        if self._refusal is not None or self._received > self.body_limit():
+            refusal = self._refusal or self.too_large()
+            if self._received > self.read_through_limit(refusal) and not self._finished:
+                # A body of unknown length grew too big to read through: answer now.
+                self.send_error(refusal.status, exc_info=(type(refusal), refusal, None))
+            return  # dropped: the answer is a refusal either way
+        self._chunks.append(chunk)
+
+    def too_large(self) -> TooLarge:
+        return TooLarge(f"The body is over {self.body_limit()} bytes: send less at once.")
+
+    def declared_length(self) -> int | None:
+        """The body's length as the request declares it (None: sent in chunks)."""
+        length = self.request.headers.get("Content-Length")
+        if length is not None:
+            return int(length)  # Tornado refused a malformed one already
+        chunked = "chunked" in self.request.headers.get("Transfer-Encoding", "").lower()
+        return None if chunked else 0
+
+    def body_received(self) -> None:
+        """The whole body has arrived: keep it as ``request.body``."""
+        self.request.body = b"".join(self._chunks or ())
+        self._chunks = None
+
+    def refuse(self, refusal: BaseException) -> None:
+        """Answer a refusal decided in `prepare` (see `LoginRedirect`)."""
+        if isinstance(refusal, LoginRedirect):
+            self.redirect(refusal.url)
+            return
+        raise refusal
 
     @property
     def accounts(self):
@@ -145,6 +278,21 @@ class AnnotationHandler(BaseHandler):
         return self.authenticator.project_service
 
     async def prepare(self) -> None:
+        """Decide on the request from its headers, before any of its body is read."""
+        try:
+            await self.decide()
+            length = self.declared_length()
+            if length is not None and length > self.body_limit():
+                raise self.too_large()
+        except Exception as refusal:
+            length = self.declared_length()
+            if length is None or length > self.read_through_limit(refusal):
+                self.refuse(refusal)  # costly to read: refused at once
+                return
+            self._refusal = refusal
+
+    async def decide(self) -> None:
+        """Who is calling and whether they may: raises to refuse."""
         verb = self.request.method.lower()
         header = self.request.headers.get("Authorization")
         if header is None or not self.accepts_tokens:
@@ -215,16 +363,20 @@ class AnnotationHandler(BaseHandler):
         """Record a security event done by this request's principal (and log it)."""
         actor = self.principal.name if self.principal is not None else None
         self.authenticator.audit.record(
-            action, actor, target=target, address=self.request.remote_ip, **details
+            action, actor, target=target, address=self.client_address(), **details
         )
+
+    def client_address(self) -> str:
+        """Where the request came from, as the trusted proxies saw it."""
+        return request_address(self, self.authenticator.trusted_proxy_hops)
 
     def hub_url(self) -> str:
         """The hub prefix as the caller reached it (for links to hand over)."""
         return f"{self.request.protocol}://{self.request.host}{self.hub.base_url}"
 
     def _request_summary(self) -> str:
-        # As JupyterHub's access log does: a token in the URL never reaches the log.
-        return f"{self.request.method} {_scrub_uri(self.request.uri)} ({self.request.remote_ip})"
+        # A token in the URL never reaches the log.
+        return f"{self.request.method} {redact(self.request.uri)} ({self.client_address()})"
 
     def log_exception(self, typ, value, tb) -> None:
         # A domain error is the user's mistake, not ours: one line, no traceback.
@@ -263,10 +415,43 @@ class AnnotationHandler(BaseHandler):
 class PageHandler(AnnotationHandler):
     """HTML pages under /hub/annotations/, rendered from share/templates."""
 
+    _xsrf_pending = False
+
+    def check_xsrf_cookie(self) -> None:
+        # A form carries its _xsrf in the body, which arrives after `prepare`: the
+        # hub's check runs in `body_received` instead.
+        if self.request.method not in ("GET", "HEAD", "OPTIONS") and self._chunks is not None:
+            self._xsrf_pending = True
+            return
+        super().check_xsrf_cookie()
+
+    def body_received(self) -> None:
+        """A form's fields become arguments, as Tornado does for handlers that do not
+        stream; then the hub's XSRF check, which needs the form's ``_xsrf``."""
+        super().body_received()
+        if self.request.body:
+            try:
+                httputil.parse_body_arguments(
+                    self.request.headers.get("Content-Type", ""),
+                    self.request.body,
+                    self.request.body_arguments,
+                    self.request.files,
+                    self.request.headers,
+                )
+            except httputil.HTTPInputError as e:
+                raise InvalidInput(f"The form could not be read: {e}.") from None
+            for key, values in self.request.body_arguments.items():
+                self.request.arguments.setdefault(key, []).extend(values)
+        if self._xsrf_pending:
+            self._xsrf_pending = False
+            super().check_xsrf_cookie()
+
     def refuse_anonymous(self) -> None:
         if self.request.method in ("GET", "HEAD"):
-            self.redirect(url_concat(self.settings["login_url"], {"next": self.request.uri}))
-            raise web.Finish()
+            # Back here after login, without any secret the address carried (a token
+            # in ``next=`` would reach every log that records the redirect).
+            back = without_secret_params(self.request.uri)
+            raise LoginRedirect(url_concat(self.settings["login_url"], {"next": back}))
         raise web.HTTPError(403, "Your session has ended: log in again.")
 
     async def render_page(self, template: str, status: int = 200, **ns: Any) -> None:
@@ -311,25 +496,19 @@ class APIHandler(AnnotationHandler):
         body = {"error": {"status": status_code, "message": message}}
         self.finish(json.dumps({**body, **(kwargs.get("details") or {})}, default=str))
 
-    max_body_bytes = 64 * 1024
-
-    def json_object(
+    async def json_object(
         self,
         fields: dict[str, type],
         required: tuple[str, ...] = (),
-        max_bytes: int | None = None,
     ) -> dict:
         """The body as a JSON object of ``fields`` (name: type; ``object``: any JSON), or
-        a 4xx saying why not."""
-        max_bytes = max_bytes or self.max_body_bytes
-        if len(self.request.body) > max_bytes:
-            raise web.HTTPError(413, f"The body is over {max_bytes} bytes.")
-        try:
-            body = json.loads(self.request.body or b"{}", parse_constant=_no_constant)
-        except (ValueError, UnicodeDecodeError):
-            raise InvalidInput("The body is not valid JSON.") from None
-        except RecursionError:
-            raise InvalidInput("The body is nested too deeply: flatten it.") from None
+        a 4xx saying why not. A big body is parsed in a thread, off the event loop."""
+        self.check_json_type()
+        raw = self.request.body or b"{}"
+        if len(raw) <= INLINE_PARSE_BYTES:
+            body = parse_json(raw)
+        else:
+            body = await asyncio.get_running_loop().run_in_executor(None, parse_json, raw)
         if not isinstance(body, dict):
             raise InvalidInput("The body must be a JSON object.")
         unknown = sorted(set(body) - set(fields))
@@ -357,6 +536,21 @@ class APIHandler(AnnotationHandler):
                     )
         return body
 
+    def check_json_type(self) -> None:
+        """A body declared as anything but JSON is a 415: it was not meant for us (and a
+        cross-site form can send text/plain or form types, never JSON)."""
+        declared = self.request.headers.get("Content-Type")
+        if declared is None or not self.request.body:
+            return
+        media = declared.split(";", 1)[0].strip().lower()
+        if media != "application/json" and not (
+            media.startswith("application/") and media.endswith("+json")
+        ):
+            raise UnsupportedMediaType(
+                f"The body is declared as {media!r}: send JSON with "
+                "'Content-Type: application/json'."
+            )
+
     def write_json(self, payload: Any, status: int = 200) -> None:
         self.set_status(status)
         self.finish(_JSON.encode(payload))
@@ -365,5 +559,8 @@ class APIHandler(AnnotationHandler):
 class APINotFound(APIHandler):
     """Anything under api/ that is no route: a JSON 404, not the hub's HTML page."""
 
-    def prepare(self) -> None:
+    async def decide(self) -> None:
         raise web.HTTPError(404, f"There is no API route {self.request.path!r}.")
+
+    # Every verb, so the 404 is answered the same way as any refusal (`requires`).
+    get = head = post = put = patch = delete = options = requires(PUBLIC)(lambda self: None)

@@ -51,6 +51,7 @@ class UsersPage(PageHandler):
             "create": lambda: self.create(name, admin=bool(self.get_body_argument("admin", ""))),
             "create-service": lambda: self.create(SERVICE_PREFIX + name, admin=False),
             "link": lambda: (f"New one-time link for {name}:", self.link(name)),
+            "revoke-links": lambda: self.revoke_links(name),
             "deactivate": lambda: self.change("active", name, False, "deactivated"),
             "activate": lambda: self.change("active", name, True, "reactivated"),
             "grant-admin": lambda: self.change("admin", name, True, "made admin"),
@@ -77,9 +78,16 @@ class UsersPage(PageHandler):
         self.audit("link.issue", name)
         return self.authenticator.link_url(token, self.hub_url())
 
+    def revoke_links(self, name: str) -> tuple[str, None]:
+        self.accounts.revoke_links(name)
+        self.audit("link.revoke", name, reason="revoked")
+        return f"{name}: links revoked. Any link issued before no longer works.", None
+
     def change(self, field: str, name: str, value: bool, done: str) -> tuple[str, None]:
         self.accounts.update(name, **{field: value})
         self.audit("user.update", name, **{field: value})
+        if field == "active" and value is False:
+            self.audit("link.revoke", name, reason="deactivated")
         return f"{name}: {done}.", None
 
     async def show(self, status: int = 200, **ns) -> None:

@@ -42,7 +42,7 @@ class SetPasswordHandler(PageHandler):
             await self._render_form(claims, token, status=e.status, error=e.message)
             return
         self.authenticator.audit.record(
-            "link.use", name, target=name, address=self.request.remote_ip, purpose=claims.purpose
+            "link.use", name, target=name, address=self.client_address(), purpose=claims.purpose
         )
         await self.render_page("annotations_password_set.html", account_name=name)
 
@@ -85,7 +85,7 @@ class ChangePasswordHandler(PageHandler):
                 self.principal.name,
                 current,
                 new,
-                self.request.remote_ip,
+                self.client_address(),
             )
         except AnnotationError as e:
             await self.render_page(

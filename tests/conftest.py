@@ -100,13 +100,15 @@ def make_hub(request, tmp_path: Path, db_url: str):
         return hub.start() if start else hub
 
     yield make
-    leaked, tracebacks = {}, []
+    leaked, links, tracebacks = {}, {}, []
     for i, hub in enumerate(hubs):
         hub.stop()
         hub.keep_log(f"{request.node.name}-{i}")  # the hub log of every end-to-end test
         leaked.update(dict.fromkeys(hub.tokens_in_log()))
+        links.update(dict.fromkeys(hub.link_tokens_in_log()))
         tracebacks += hub.tracebacks()
     assert not leaked, f"plaintext tokens in the hub log: {list(leaked)}"
+    assert not links, f"link tokens in the hub log: {list(links)}"
     assert not tracebacks, f"tracebacks in the hub log (see its artifact): {tracebacks}"
 
 

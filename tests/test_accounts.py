@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import argon2
@@ -9,8 +12,15 @@ import pytest
 from sqlalchemy import func, inspect, select
 
 from authenticator import passwords
-from authenticator.accounts import Accounts, FirstRun
-from authenticator.errors import Forbidden, InvalidInput, LinkError, LockedOut, NotFound
+from authenticator.accounts import Accounts, Deactivated, FirstRun
+from authenticator.errors import (
+    AnnotationError,
+    Forbidden,
+    InvalidInput,
+    LinkError,
+    LockedOut,
+    NotFound,
+)
 from authenticator.links import LinkSigner
 from authenticator.lockout import LockoutPolicy
 from authenticator.models import Account, LoginFailure
@@ -184,13 +194,18 @@ def test_login_of_an_unknown_name_fails_and_is_counted_alike(accounts, store):
     assert failures(store, "ghost") == 1
 
 
-def test_deactivated_account_with_the_right_password_is_forbidden(accounts):
+def test_deactivated_account_fails_like_a_wrong_password_and_counts_toward_the_lockout(
+    accounts, store
+):
     with_password(accounts, "bob")
     accounts.set_active("bob", False)
-    with pytest.raises(Forbidden, match="deactivated"):
+    # Only the caller learns it (for the audit): `Deactivated` is no user-facing error.
+    with pytest.raises(Deactivated):
         accounts.login("bob", PASSWORD, ADDRESS)
-    # A wrong password still just fails: it reveals nothing about the account.
+    assert not issubclass(Deactivated, AnnotationError)
     assert accounts.login("bob", WRONG, ADDRESS) is None
+    # Both attempts count as failures: the lockout cannot tell them apart either.
+    assert failures(store, "bob") == 2
 
 
 def test_reactivated_account_logs_in_again(accounts):
@@ -294,6 +309,39 @@ def test_successful_login_clears_the_account_failures(accounts, clock, store):
     assert accounts.login("bob", PASSWORD, ADDRESS) is not None
 
 
+def test_parallel_attempts_get_no_more_password_checks_than_the_limit(store, clock, monkeypatch):
+    """30 attempts at once, more threads than the limit: the reservation lets 5 hash."""
+    accounts = Accounts(
+        store,
+        LinkSigner(b"s" * 32, timedelta(hours=24)),
+        LockoutPolicy(max_failures=5, max_address_failures=50, window=WINDOW),
+        clock=clock,
+    )
+    with_password(accounts, "bob")
+    checks, verify = [], passwords.verify_password
+    barrier = threading.Barrier(30)
+
+    def counted(stored, password):
+        checks.append(password)
+        return verify(stored, password)
+
+    monkeypatch.setattr(passwords, "verify_password", counted)
+
+    def attempt(password: str) -> str:
+        barrier.wait()
+        try:
+            return "ok" if accounts.login("bob", password, ADDRESS) else "wrong"
+        except LockedOut:
+            return "locked"
+
+    with ThreadPoolExecutor(30) as pool:
+        outcomes = Counter(pool.map(attempt, [WRONG] * 29 + [PASSWORD]))
+    assert len(checks) <= 5 and outcomes["locked"] >= 25, (len(checks), outcomes)
+    if outcomes["ok"] == 0:  # the right one came after the limit: refused like the rest
+        with pytest.raises(LockedOut):
+            accounts.login("bob", PASSWORD, ADDRESS)
+
+
 def test_failures_past_the_window_are_pruned(accounts, clock, store):
     fail(accounts, "ghost", 3, clock)
     clock.advance(minutes=30)
@@ -324,6 +372,31 @@ def test_using_one_link_kills_the_others(accounts):
     accounts.use_link(second, PASSWORD)
     with pytest.raises(LinkError, match="already been used"):
         accounts.use_link(first, NEW_PASSWORD)
+
+
+def test_a_new_link_revokes_the_older_unused_ones(accounts):
+    accounts.ensure("bob")
+    first = accounts.issue_link("bob", "invite")
+    second = accounts.issue_link("bob", "invite")
+    with pytest.raises(LinkError, match="a newer link was issued"):
+        accounts.check_link(first)
+    assert accounts.use_link(second, PASSWORD) == "bob"
+
+
+def test_revoking_links_and_deactivating_kill_every_unused_link(accounts):
+    accounts.ensure("bob")
+    link = accounts.issue_link("bob", "invite")
+    accounts.revoke_links("bob")
+    with pytest.raises(LinkError, match="revoked"):
+        accounts.use_link(link, PASSWORD)
+    link = accounts.issue_link("bob", "invite")
+    accounts.set_active("bob", False)
+    accounts.set_active("bob", True)  # reactivating does not bring it back
+    with pytest.raises(LinkError, match="revoked"):
+        accounts.use_link(link, PASSWORD)
+    assert accounts.get("bob").password_hash is None
+    with pytest.raises(NotFound):
+        accounts.revoke_links("nobody")
 
 
 def test_link_with_a_weak_password_stays_usable(accounts):

@@ -11,6 +11,7 @@ import math
 import re
 import string
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -31,6 +32,7 @@ from authenticator.annotations import (
 from authenticator.errors import (
     Conflict,
     Forbidden,
+    ImportConflict,
     InvalidInput,
     NotFound,
     PreconditionFailed,
@@ -530,7 +532,9 @@ def five(bad: dict | object | None = None, at: int = 3) -> list:
         ({"item": "a b", "data": 1}, InvalidInput, "Invalid item name"),
         ({"item": "i9"}, InvalidInput, "needs 'item' and 'data'"),
         ({"data": 1}, InvalidInput, "needs 'item' and 'data'"),
-        ({"item": "i9", "data": 1, "version": 3}, InvalidInput, "unknown fields"),
+        ({"item": "i9", "data": 1, "colour": 3}, InvalidInput, "unknown fields"),
+        ({"item": "i9", "data": 1, "version": "3"}, InvalidInput, "'version' must be"),
+        ({"item": "i9", "data": 1, "version": 0}, InvalidInput, "'version' must be"),
         (["i9", 1], InvalidInput, "must be an object"),
         ({"item": "i9", "data": math.nan}, InvalidInput, "NaN"),
         ({"item": "i9", "data": "\ud800"}, InvalidInput, "surrogate"),
@@ -575,7 +579,7 @@ def test_import_by_annotator_for_others_refused(anno, team):
 def test_import_by_project_admin_on_behalf(anno, team):
     anno.put(SLUG, "i1", "bob", {"old": True}, writer="bob")
     records = [
-        {"item": "i1", "owner": "bob", "data": {"new": True}},
+        {"item": "i1", "owner": "bob", "data": {"new": True}, "version": 1},
         {"item": "i1", "owner": "Carol", "data": 1},  # names are normalised
         {"item": "i2", "data": 2},  # no owner: the importer's own
     ]
@@ -584,6 +588,100 @@ def test_import_by_project_admin_on_behalf(anno, team):
     assert result.as_json() == {"imported": 3, "created": 2, "updated": 1}
     assert everything(anno) == [("i1", "bob", 2), ("i1", "carol", 1), ("i2", "alice", 1)]
     assert json.loads(anno.get(SLUG, "i1", "bob", "bob", "annotator").data) == {"new": True}
+
+
+def add_member(store: Store, name: str, role: str, slug: str = SLUG) -> None:
+    with store.transaction() as s:
+        project = s.query(Project).filter_by(slug=slug).one()
+        account = s.query(Account).filter_by(name=name).one()
+        s.add(Membership(project_id=project.id, account_id=account.id, role=role))
+
+
+@pytest.mark.parametrize(
+    ("owner", "reason"),
+    [
+        ("vera", "is a viewer of project 'demo'"),
+        ("zed", "is not a member of project 'demo'"),
+        ("svc:watcher", "is a viewer of project 'demo'"),
+    ],
+)
+def test_import_refuses_owners_who_may_not_write(store, team, owner, reason):
+    accounts = Accounts(
+        store,
+        LinkSigner(b"s" * 32, timedelta(hours=24)),
+        LockoutPolicy(max_failures=5, max_address_failures=50, window=timedelta(minutes=15)),
+    )
+    accounts.ensure("zed")
+    accounts.create("svc:watcher")
+    add_member(store, "svc:watcher", "viewer")
+    anno = Annotations(store)
+    records = five({"item": "i2", "owner": owner, "data": 1}, at=2)
+    with pytest.raises(Forbidden, match=rf"^Record 2: '{re.escape(owner)}' {re.escape(reason)}"):
+        anno.import_batch(SLUG, records, "alice", "admin")
+    assert everything(anno) == []
+
+
+def test_import_for_a_service_account_or_a_hub_admin_who_may_write(store, team):
+    with store.transaction() as s:
+        s.add(Account(name="svc:model", kind="service"))
+        s.add(Account(name="root", admin=True))  # a hub admin is every project's admin
+    add_member(store, "svc:model", "annotator")
+    anno = Annotations(store)
+    records = [
+        {"item": "i1", "owner": "svc:model", "data": {"p": 0.9}},
+        {"item": "i1", "owner": "root", "data": 1},
+    ]
+    assert anno.import_batch(SLUG, records, "alice", "admin").created == 2
+
+
+def test_import_replaces_only_the_version_it_names(anno, team):
+    anno.put(SLUG, "i1", "bob", {"n": 1}, writer="bob")
+    anno.put(SLUG, "i2", "bob", {"n": 1}, writer="bob")
+    anno.delete(SLUG, "i2", "bob", deleter="bob", role="annotator")  # a tombstone
+    records = [
+        {"item": "i0", "data": "new"},
+        {"item": "i1", "data": "blind"},  # exists: must name version 1
+        {"item": "i2", "data": "revived"},  # a tombstone may be written over
+        {"item": "i3", "data": "x", "version": 4},  # nothing to match
+    ]
+    with pytest.raises(ImportConflict) as e:
+        anno.import_batch(SLUG, records, "bob", "annotator")
+    assert e.value.status == 412 and "Records 1, 3 would replace" in e.value.message
+    assert e.value.details["conflicts"] == [
+        {"record": 1, "item": "i1", "owner": "bob", "version": 1},
+        {"record": 3, "item": "i3", "owner": "bob", "version": None},
+    ]
+    assert everything(anno) == [("i1", "bob", 1)]  # nothing of the batch
+    records[1]["version"], records[3] = 1, {"item": "i3", "data": "x"}
+    result = anno.import_batch(SLUG, records, "bob", "annotator")
+    assert (result.created, result.updated) == (3, 1)
+    assert everything(anno) == [
+        ("i0", "bob", 1),
+        ("i1", "bob", 2),
+        ("i2", "bob", 3),
+        ("i3", "bob", 1),
+    ]
+    with pytest.raises(ImportConflict):  # version 1 is stale now
+        anno.import_batch(SLUG, [{"item": "i1", "data": 0, "version": 1}], "bob", "annotator")
+
+
+def test_two_blind_imports_of_one_annotation_never_overwrite_each_other(store, team):
+    """Of two imports creating the same annotation at once, one wins and the other gets
+    412: concurrent annotators never overwrite each other, imports included."""
+    barrier = threading.Barrier(2)
+
+    def run(value: int):
+        anno = Annotations(store)
+        barrier.wait()
+        try:
+            return anno.import_batch(SLUG, [{"item": "i1", "data": value}], "bob", "annotator")
+        except ImportConflict as e:
+            return e
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(run, [1, 2]))
+    assert sorted(type(r).__name__ for r in results) == ["ImportConflict", "ImportResult"]
+    assert everything(Annotations(store)) == [("i1", "bob", 1)]
 
 
 def test_import_sizes(store, team):
@@ -675,6 +773,7 @@ def test_a_new_account_with_the_old_name_cannot_write_over_orphans(anno, account
     anno.put(SLUG, "i1", "bob", {"by": "old bob"}, writer="bob")
     accounts.delete("bob")
     accounts.create("bob")
+    add_member(anno.store, "bob", "annotator")
     with pytest.raises(Conflict):
         anno.put(SLUG, "i1", "bob", {"by": "new bob"}, writer="bob")
     with pytest.raises(Conflict, match=r"^Record 1: .*deleted account"):

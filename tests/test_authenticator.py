@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 from tornado import web
-from traitlets import TraitError
+from traitlets import Float, Integer, TraitError
 
 from authenticator import passwords
 from authenticator.auth import AnnotationAuthenticator
@@ -25,7 +25,9 @@ WRONG = "not the password at all"
 
 
 def handler(address: str = "127.0.0.1") -> SimpleNamespace:
-    return SimpleNamespace(request=SimpleNamespace(remote_ip=address))
+    """A login request straight from ``address`` (no proxy in between)."""
+    peer = SimpleNamespace(context=SimpleNamespace(address=(address, 40000)))
+    return SimpleNamespace(request=SimpleNamespace(headers={}, connection=peer))
 
 
 def user(name: str) -> SimpleNamespace:
@@ -125,7 +127,7 @@ def test_first_admin_password_is_read_from_the_environment(make_auth, monkeypatc
 def test_generated_link_secret_is_kept_in_a_private_file(make_auth, tmp_path):
     secret = tmp_path / "keys" / "link_secret"
     auth = make_auth(link_secret="", link_secret_file=str(secret))
-    token = auth.accounts.signer.issue("admin", "setup", 0, "stamp")
+    token = auth.accounts.signer.issue("admin", "setup", 0, "stamp", 0)
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     # Another replica reading the same file verifies the link.
     other = make_auth(link_secret="", link_secret_file=str(secret))
@@ -188,8 +190,44 @@ def test_reserved_or_invalid_first_admin_is_refused_by_name(make_auth, name, why
 
 @pytest.mark.parametrize("length", [7, 1025])
 def test_min_password_length_out_of_range_is_refused(make_auth, length):
-    with pytest.raises(ValueError, match=r"min_password_length must be 8\.\.1024"):
+    with pytest.raises(
+        TraitError, match=r"'min_password_length' trait .* (less than 8|greater than 1024)"
+    ):
         make_auth(min_password_length=length)
+
+
+# Every numeric option, a value out of its bounds, and the bound named in the message.
+OUT_OF_BOUNDS = [
+    ("link_lifetime_hours", 0, "less than"),
+    ("link_lifetime_hours", 24 * 366, "greater than"),
+    ("min_password_length", 7, "less than"),
+    ("lockout_max_failures", 0, "less than"),
+    ("lockout_max_address_failures", 0, "less than"),
+    ("lockout_window_minutes", 0, "less than"),
+    ("trusted_proxy_hops", -1, "less than"),
+    ("trusted_proxy_hops", 11, "greater than"),
+    ("token_max_lifetime_days", 0, "less than"),
+    ("token_max_live_per_user", 0, "less than"),
+    ("access_cache_seconds", -1, "less than"),
+    ("password_hash_threads", 0, "less than"),
+    ("annotation_max_bytes", 0, "less than"),
+    ("annotation_import_max_records", 0, "less than"),
+    ("annotation_import_max_bytes", 10, "less than"),
+]
+
+
+@pytest.mark.parametrize(("option", "value", "bound"), OUT_OF_BOUNDS)
+def test_every_numeric_option_refuses_an_impossible_value_by_name(make_auth, option, value, bound):
+    with pytest.raises(TraitError, match=rf"'{option}' trait .* should not be {bound}"):
+        make_auth(**{option: value})
+
+
+def test_every_numeric_option_has_bounds():
+    traits = AnnotationAuthenticator.class_own_traits(config=True)
+    numeric = {name for name, t in traits.items() if isinstance(t, Integer | Float)}
+    assert numeric == {option for option, _, _ in OUT_OF_BOUNDS}
+    for name in numeric:
+        assert traits[name].min is not None, name
 
 
 def test_every_configurable_trait_has_help():
@@ -339,13 +377,13 @@ async def test_address_lockout_answers_429(make_auth):
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_deactivated_account_with_right_password_answers_403(auth):
+async def test_deactivated_account_with_right_password_fails_like_a_wrong_one(auth):
     with_password(auth, "bob")
     auth.accounts.set_active("bob", False)
-    with pytest.raises(web.HTTPError) as e:
-        await auth.authenticate(handler(), {"username": "bob", "password": BOB_PASSWORD})
-    assert e.value.status_code == 403
-    assert "deactivated" in e.value.log_message
+    for password in (BOB_PASSWORD, WRONG):
+        assert await auth.authenticate(handler(), {"username": "bob", "password": password}) is None
+    actions = [e.action for e in auth.audit.page(target="bob", action="login")[0]]
+    assert actions == ["login.failure", "login.deactivated"]  # newest first
 
 
 # -- hub hooks -------------------------------------------------------------------

@@ -617,8 +617,9 @@ def test_import_is_all_or_nothing_and_names_the_bad_record(world):
     assert [(i, o, v) for i, o, v, _, _ in before] == [("a", "alice", 1), ("b", "alice", 1)]
 
     def batch(bad: object, k: int, size: int = 6, owner: str | None = None) -> dict:
-        """``size`` records, the existing "a" among the good ones (an update), ``bad`` at k."""
-        good = [{"item": "a", "data": "updated"}] + [
+        """``size`` records, the existing "a" among the good ones (an update of version 1),
+        ``bad`` at k."""
+        good = [{"item": "a", "data": "updated", "version": 1}] + [
             {"item": f"new-{j}", "data": {"j": j}} for j in range(size - 1)
         ]
         if owner:
@@ -677,9 +678,11 @@ def test_import_is_all_or_nothing_and_names_the_bad_record(world):
     after = {(i, o): (v, d) for i, o, v, d, _ in state(world, slug)}
     assert after[("a", "alice")] == (2, "updated") and after[("c", "alice")] == (1, "ok")
     assert len(after) == 8
-    # A project admin imports on behalf of others.
-    for_bob = ok(admin("POST", imp, {"annotations": [{"item": "a", "data": "b", "owner": "bob"}]}))
-    assert for_bob == {"imported": 1, "created": 1, "updated": 0}
+    # A project admin imports on behalf of annotators, never of a viewer (SPEC 13).
+    for_bob = {"annotations": [{"item": "a", "data": "b", "owner": "bob"}]}
+    error(admin("POST", imp, for_bob), 403, "'bob' is a viewer")
+    ok(world.p.admin.api("PUT", f"projects/{slug}/members/bob", {"role": "annotator"}))
+    assert ok(admin("POST", imp, for_bob)) == {"imported": 1, "created": 1, "updated": 0}
     assert annotation(world.client("bob")("GET", at(slug, "a", "bob")))["data"] == "b"
 
 
@@ -744,7 +747,9 @@ def test_a_service_account_writes_predictions_under_its_own_name(world):
         model("POST", imp, {"annotations": [{"item": "img-2", "data": 0, "owner": "alice"}]}), 400
     )
     # Its bulk predictions go in under its own name.
+    # img-1 exists (version 2): the record names the version it replaces.
     predictions = [{"item": f"img-{i}", "data": {"p": i / 10}} for i in range(1, 6)]
+    predictions[0]["version"] = 2
     assert ok(model("POST", imp, {"annotations": predictions})) == {
         "imported": 5,
         "created": 4,

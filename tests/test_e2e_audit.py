@@ -245,12 +245,14 @@ def drive(hub: Hub, backend: str, started: datetime) -> Scenario:
     assert Browser(hub).login("carol", PASSWORDS["carol"]).status_code == 429
     expected.append(Expected("carol", "login.locked", "carol"))
 
-    # olaf deactivated on the users page; his next login is refused as such.
+    # olaf deactivated on the users page (his links die); his next login is refused.
     page = admin.post_form("/hub/annotations/users", {"action": "deactivate", "name": "olaf"})
     assert page.status_code == 200 and "olaf: deactivated" in page.text, page.text
     expected.append(Expected("admin", "user.update", "olaf", {"active": False}))
+    expected.append(Expected("admin", "link.revoke", "olaf", {"reason": "deactivated"}))
+    # The right password is refused like a wrong one (no oracle); the audit tells why.
     refused = Browser(hub).login("olaf", PASSWORDS["olaf"])
-    assert refused.status_code == 403 and "deactivated" in refused.text
+    assert refused.status_code == 403 and "Invalid username or password" in refused.text
     expected.append(Expected("olaf", "login.deactivated", "olaf"))
 
     # dave: created (a link issued, never used) and deleted through the API.

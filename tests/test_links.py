@@ -45,7 +45,8 @@ def issued_at(monkeypatch, when: datetime) -> None:
 def claims(**changes) -> dict:
     """Valid link claims, with ``changes`` (a None value drops the claim)."""
     now = datetime.now(UTC)
-    base = {"sub": "alice", "purpose": "reset", "ver": 0, "acct": STAMP, "aud": AUDIENCE}
+    base = {"sub": "alice", "purpose": "reset", "ver": 0, "acct": STAMP, "gen": 0}
+    base["aud"] = AUDIENCE
     base.update(iat=now, exp=now + HOUR)
     base.update(changes)
     return {k: v for k, v in base.items() if v is not None}
@@ -57,20 +58,20 @@ def b64(data: dict) -> str:
 
 @pytest.mark.parametrize("purpose", ["setup", "invite", "reset"])
 def test_issued_link_verifies_with_its_claims(purpose):
-    token = signer().issue("alice", purpose, 3, STAMP)
+    token = signer().issue("alice", purpose, 3, STAMP, 2)
     assert signer().verify(token) == LinkClaims(
-        name="alice", purpose=purpose, version=3, account=STAMP
+        name="alice", purpose=purpose, version=3, account=STAMP, generation=2
     )
 
 
 def test_link_carries_audience_and_lifetime():
-    token = signer(lifetime=timedelta(hours=2)).issue("alice", "reset", 0, STAMP)
+    token = signer(lifetime=timedelta(hours=2)).issue("alice", "reset", 0, STAMP, 0)
     claims = jwt.decode(token, KEY, algorithms=["HS256"], audience=AUDIENCE)
     assert claims["exp"] - claims["iat"] == 2 * 3600
 
 
 def test_link_with_lifetime_in_the_past_is_expired():
-    token = signer(lifetime=timedelta(seconds=-1)).issue("alice", "reset", 0, STAMP)
+    token = signer(lifetime=timedelta(seconds=-1)).issue("alice", "reset", 0, STAMP, 0)
     with pytest.raises(LinkError) as e:
         signer().verify(token)
     assert "expired" in e.value.message
@@ -80,19 +81,19 @@ def test_link_with_lifetime_in_the_past_is_expired():
 
 def test_stale_link_is_refused_as_expired(monkeypatch):
     issued_at(monkeypatch, datetime.now(UTC) - HOUR - timedelta(minutes=1))
-    token = signer().issue("alice", "invite", 0, STAMP)
+    token = signer().issue("alice", "invite", 0, STAMP, 0)
     with pytest.raises(LinkError, match="expired"):
         signer().verify(token)
 
 
 def test_link_within_its_lifetime_is_accepted(monkeypatch):
     issued_at(monkeypatch, datetime.now(UTC) - HOUR + timedelta(minutes=1))
-    token = signer().issue("alice", "invite", 0, STAMP)
+    token = signer().issue("alice", "invite", 0, STAMP, 0)
     assert signer().verify(token).name == "alice"
 
 
 def test_link_with_tampered_signature_is_refused():
-    token = signer().issue("alice", "reset", 0, STAMP)
+    token = signer().issue("alice", "reset", 0, STAMP, 0)
     head, body, sig = token.split(".")
     # A middle character: the last one may only carry padding bits.
     flipped = "A" if sig[10] != "A" else "B"
@@ -100,7 +101,7 @@ def test_link_with_tampered_signature_is_refused():
 
 
 def test_link_with_tampered_claims_is_refused():
-    token = signer().issue("alice", "reset", 0, STAMP)
+    token = signer().issue("alice", "reset", 0, STAMP, 0)
     head, body, sig = token.split(".")
     payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     payload["sub"] = "admin"
@@ -108,12 +109,12 @@ def test_link_with_tampered_claims_is_refused():
 
 
 def test_link_signed_with_another_key_is_refused():
-    token = signer(b"o" * 32).issue("alice", "reset", 0, STAMP)
+    token = signer(b"o" * 32).issue("alice", "reset", 0, STAMP, 0)
     refused_as_invalid(token)
 
 
 def test_truncated_link_is_refused():
-    token = signer().issue("alice", "reset", 0, STAMP)
+    token = signer().issue("alice", "reset", 0, STAMP, 0)
     refused_as_invalid(token[:-5])
 
 
@@ -134,7 +135,7 @@ def test_token_with_the_right_key_and_audience_is_accepted():
     # The control for the forged tokens above: the same recipe, properly signed.
     token = jwt.encode(claims(), KEY, algorithm="HS256")
     assert signer().verify(token) == LinkClaims(
-        name="alice", purpose="reset", version=0, account=STAMP
+        name="alice", purpose="reset", version=0, account=STAMP, generation=0
     )
 
 
@@ -152,6 +153,8 @@ def test_signed_token_without_a_required_claim_is_refused(missing):
         {"ver": None},
         {"acct": None},
         {"acct": 7},
+        {"gen": None},
+        {"gen": True},
     ],
     ids=[
         "unknown-purpose",
@@ -160,15 +163,17 @@ def test_signed_token_without_a_required_claim_is_refused(missing):
         "no-version",
         "no-account-stamp",
         "number-account-stamp",
+        "no-generation",
+        "boolean-generation",
     ],
 )
-def test_signed_token_without_valid_purpose_version_or_account_is_refused(changes):
+def test_signed_token_without_valid_purpose_version_account_or_generation_is_refused(changes):
     refused_as_invalid(jwt.encode(claims(**changes), KEY, algorithm="HS256"))
 
 
 def test_unknown_purpose_is_refused_at_issue():
     with pytest.raises(ValueError, match="unknown link purpose"):
-        signer().issue("alice", "admin", 0, STAMP)
+        signer().issue("alice", "admin", 0, STAMP, 0)
 
 
 def test_key_shorter_than_32_bytes_is_refused():
@@ -186,7 +191,7 @@ def test_secret_file_is_created_private_and_reused(tmp_path):
     assert load_or_create_secret(path) == key
     # The key is usable by a signer.
     link = LinkSigner(key, HOUR)
-    assert link.verify(link.issue("a", "setup", 0, STAMP)).name == "a"
+    assert link.verify(link.issue("a", "setup", 0, STAMP, 0)).name == "a"
 
 
 def test_existing_secret_file_is_read_not_replaced(tmp_path):

@@ -10,6 +10,7 @@ from authenticator.permissions import (
     ROLES,
     Principal,
     authorize,
+    check_declaration,
     check_grant,
     effective_role,
     rank,
@@ -36,6 +37,7 @@ TABLE = {
     ("anonymous", "tokens:manage"): (Unauthenticated,) * 4,
     ("anonymous", "annotations:read"): (Unauthenticated,) * 4,
     ("anonymous", "annotations:write"): (Unauthenticated,) * 4,
+    ("anonymous", "member:self"): (Unauthenticated,) * 4,
     ("user", "public"): (OK, OK, OK, OK),
     ("user", "authenticated"): (OK, OK, OK, OK),
     ("user", "users:manage"): (Forbidden, Forbidden, Forbidden, Forbidden),
@@ -46,6 +48,7 @@ TABLE = {
     ("user", "tokens:manage"): (OK, OK, OK, OK),
     ("user", "annotations:read"): (NotFound, OK, OK, OK),
     ("user", "annotations:write"): (NotFound, Forbidden, OK, OK),
+    ("user", "member:self"): (NotFound, OK, OK, OK),
     ("hub admin", "public"): (OK, OK, OK, OK),
     ("hub admin", "authenticated"): (OK, OK, OK, OK),
     ("hub admin", "users:manage"): (OK, OK, OK, OK),
@@ -56,6 +59,7 @@ TABLE = {
     ("hub admin", "tokens:manage"): (OK, OK, OK, OK),
     ("hub admin", "annotations:read"): (OK, OK, OK, OK),
     ("hub admin", "annotations:write"): (OK, OK, OK, OK),
+    ("hub admin", "member:self"): (OK, OK, OK, OK),
 }
 
 CASES = [
@@ -63,6 +67,20 @@ CASES = [
     for (who, permission), outcomes in TABLE.items()
     for role, outcome in zip(MEMBER_ROLES, outcomes, strict=True)
 ]
+
+
+@pytest.mark.parametrize("verb", ["post", "put", "patch", "delete"])
+def test_a_state_change_cannot_declare_a_permission_a_read_only_scope_carries(verb):
+    for permission in ("project:read", "annotations:read"):
+        with pytest.raises(ValueError, match="every state change needs a write scope"):
+            check_declaration(permission, verb)
+    check_declaration("project:read", "get")
+    check_declaration("member:self", verb)
+
+
+def test_an_unknown_permission_is_refused_when_the_handler_is_defined():
+    with pytest.raises(ValueError, match="unknown permission 'project:reed'"):
+        check_declaration("project:reed", "get")
 
 
 def test_the_table_covers_every_permission_for_every_principal():

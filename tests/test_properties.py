@@ -34,6 +34,7 @@ NEEDS_ROLE = {
     "annotations:read": "viewer",
     "annotations:write": "annotator",
     "project:manage": "admin",
+    "member:self": "viewer",
 }
 CARRIED_BY = {
     "users:manage": {"users:manage"},
@@ -44,6 +45,7 @@ CARRIED_BY = {
     "tokens:manage": {"tokens:manage"},
     "annotations:read": {"annotations:read", "annotations:write"},
     "annotations:write": {"annotations:write"},
+    "member:self": {"annotations:write", "projects:manage"},
 }
 
 
@@ -53,6 +55,9 @@ def expected(principal, permission, member_role, slug, api_access):
         return "ok"
     if principal is None:
         return Unauthenticated
+    outside = ("users:manage", "projects:create")  # SPEC 13: within its projects only
+    if principal.projects is not None and permission in outside:
+        return Forbidden
     role = "admin" if principal.admin else member_role
     if permission in NEEDS_ROLE or permission == "project:delete":
         if role is None or (principal.projects is not None and slug not in principal.projects):

@@ -31,7 +31,7 @@ PUBLIC_ALLOWLIST = {
 }
 SAMPLE = {"slug": "demo", "name": "alice", "token_id": "1", "item": "img1", "owner": "alice"}
 # Project permissions every member holds, viewers included.
-EVERY_MEMBER = ("project:read", "annotations:read")
+EVERY_MEMBER = ("project:read", "annotations:read", "member:self")
 
 ROUTES = [
     (pattern, handler, verb)

@@ -130,17 +130,18 @@ PERMISSION_ORDER = (
     "tokens:manage",
     "annotations:read",
     "annotations:write",
+    "member:self",
 )
 F, NF = Forbidden, NotFound
 
 # A hub admin's token (every role, so only the scope counts) with one scope, against
 # each permission in PERMISSION_ORDER.
 ADMIN_TOKEN_TABLE = {
-    "annotations:read": (OK, F, F, OK, F, F, F, OK, F),
-    "annotations:write": (OK, F, F, OK, F, F, F, OK, OK),
-    "projects:manage": (OK, F, OK, OK, OK, OK, F, F, F),
-    "tokens:manage": (OK, F, F, F, F, F, OK, F, F),
-    "users:manage": (OK, OK, F, F, F, F, F, F, F),
+    "annotations:read": (OK, F, F, OK, F, F, F, OK, F, F),  # reads, changes nothing
+    "annotations:write": (OK, F, F, OK, F, F, F, OK, OK, OK),
+    "projects:manage": (OK, F, OK, OK, OK, OK, F, F, F, OK),
+    "tokens:manage": (OK, F, F, F, F, F, OK, F, F, F),
+    "users:manage": (OK, OK, F, F, F, F, F, F, F, F),
 }
 
 # A non-admin's token with one scope, on a project where their membership is None,
@@ -169,6 +170,9 @@ MEMBER_TOKEN_TABLE = {
     ("projects:manage", "annotations:read"): (NF, F, F, F),
     ("projects:manage", "annotations:write"): (NF, F, F, F),
     ("tokens:manage", "annotations:read"): (NF, F, F, F),
+    ("annotations:read", "member:self"): (NF, F, F, F),  # no state change without a write scope
+    ("annotations:write", "member:self"): (NF, OK, OK, OK),
+    ("projects:manage", "member:self"): (NF, OK, OK, OK),
 }
 MEMBER_ROLES = (None, "viewer", "annotator", "admin")
 
@@ -192,6 +196,18 @@ def outcome_of(principal, permission, role=None, slug="demo", api_access=True):
         assert e.message
         return type(e)
     return OK
+
+
+@pytest.mark.parametrize("permission", ["users:manage", "projects:create"])
+def test_a_project_restricted_token_reaches_nothing_outside_its_projects(permission):
+    token = token_of("root", True, SCOPES, projects={"demo"})
+    with pytest.raises(Forbidden, match=r"restricted to the projects \['demo'\]"):
+        authorize(token, permission)
+    # Within them, on itself and on its own tokens, it works.
+    for allowed in ("authenticated", "tokens:manage"):
+        assert outcome_of(token, allowed) == OK
+    assert outcome_of(token, "project:manage", "admin", slug="demo") == OK
+    assert outcome_of(token, "project:read", "admin", slug="birds") == NF
 
 
 def test_the_tables_cover_every_scope_and_permission():
