@@ -73,8 +73,9 @@ class ImportConflict(AnnotationError):
     def __init__(self, conflicts: list[dict]) -> None:
         listed = ", ".join(str(c["record"]) for c in conflicts[:10])
         more = f" and {len(conflicts) - 10} more" if len(conflicts) > 10 else ""
+        records = "Record" if len(conflicts) == 1 else "Records"
         super().__init__(
-            f"{'Record' if len(conflicts) == 1 else 'Records'} {listed}{more} would replace an annotation without naming the version "
+            f"{records} {listed}{more} would replace an annotation without naming the version "
             "it replaces (or name an older one): give each its current 'version' (listed "
             "in 'conflicts'; null: it no longer exists, leave 'version' out). Nothing was "
             "imported."

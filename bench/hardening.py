@@ -155,8 +155,10 @@ def login_seconds(hub: Hub, name: str, password: str) -> tuple[int, float]:
 
 
 def oracle(hub: Hub) -> None:
-    print("\nLogin time, existing account / unknown name (median of "
-          f"{ORACLE_ROUNDS} interleaved attempts each):")
+    print(
+        "\nLogin time, existing account / unknown name (median of "
+        f"{ORACLE_ROUNDS} interleaved attempts each):"
+    )
     for phase in ("before lockout", "after lockout"):
         if phase == "after lockout":
             for name in (ADMIN, "nobody-at-all"):
