@@ -21,6 +21,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import requests
@@ -67,8 +68,23 @@ class Probe:
         self._thread.join()
 
 
+def import_body(size: int) -> Iterator[bytes]:
+    """A valid import body of exactly ``size`` bytes, in 1 MiB chunks: what a careless
+    client sends, and what the hub would have to parse if it read it."""
+    head, tail = b'{"annotations": [', b'{"item": "last", "data": 0}]}'
+    record = b'{"item": "img-00001", "data": {"label": "cat", "box": [1, 2, 3, 4]}}, '
+    middle = size - len(head) - len(tail)
+    chunk = record * (MIB // len(record))
+    yield head
+    while middle > 0:
+        part = chunk if middle >= len(chunk) else b" " * middle  # spaces: valid JSON
+        yield part
+        middle -= len(part)
+    yield tail
+
+
 def send_whole_body(hub: Hub, path: str, headers: dict, size: int) -> tuple[int, float]:
-    """POST ``size`` bytes of a JSON-looking body, all of it, as a careless client would;
+    """POST a valid ``size``-byte import body, all of it, as a careless client would;
     returns the status (0 if the hub closed the connection first) and the seconds."""
     url = urlsplit(hub.url)
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
@@ -77,10 +93,9 @@ def send_whole_body(hub: Hub, path: str, headers: dict, size: int) -> tuple[int,
     with socket.create_connection((url.hostname, url.port), timeout=60) as s:
         request = f"POST {path} HTTP/1.1\r\nHost: x\r\n{head}Content-Length: {size}\r\n\r\n"
         s.sendall(request.encode())
-        chunk = b"[" * MIB
         try:
-            for _ in range(size // MIB):
-                s.sendall(chunk)
+            for part in import_body(size):
+                s.sendall(part)
         except OSError:
             pass  # refused and closed early, as it should
         try:
