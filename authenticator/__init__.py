@@ -1,5 +1,4 @@
-"""jupyterhub-annotation-auth: the authenticator and the domain core."""
-
-from .auth import AnnotationAuthenticator
-
-__all__ = ["AnnotationAuthenticator"]
+"""jupyterhub-annotation-auth: the domain core (`core.Core`) and, in `auth`, the in-hub
+authenticator (the ``annotation`` entry point). Importing this package or any core
+module loads neither Tornado nor JupyterHub.
+"""

@@ -87,7 +87,3 @@ class AccessCache:
                     while len(self._entries) > self.max_entries:
                         self._entries.popitem(last=False)
         return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()

@@ -7,37 +7,27 @@ whole configuration surface; `jupyterhub --help-all` shows their help.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from urllib.parse import urlencode
 
-from jinja2 import FileSystemLoader
 from jupyterhub.auth import Authenticator
 from tornado import web
 from traitlets import Dict, Float, Integer, List, TraitError, Unicode, default, validate
 
+from handlers import hub_compat
+
 from . import passwords, redact, usernames
-from .access_cache import AccessCache
-from .accounts import Accounts, Deactivated
-from .annotations import Annotations
-from .audit import Audit
+from .accounts import Deactivated
+from .core import Core, Settings
 from .errors import Conflict, InvalidInput, LockedOut
-from .links import LinkSigner, load_or_create_secret
-from .lockout import LockoutPolicy
+from .links import link_url, load_or_create_secret
 from .paths import public_hub_url, share_dir, state_dir
 from .permissions import SCOPES, USERS_MANAGE, Principal
-from .projects import Projects, parse_declared
-from .store import Store
-from .tokens import Tokens, server_token_name
+from .projects import parse_declared
+from .tokens import server_token_name
 
-STORE_THREADS = 8
-SET_PASSWORD_PATH = "annotations/set-password"  # noqa: S105 - a URL path, not a secret
 MIN_LINK_SECRET_LENGTH = 32  # characters; the signer needs 32 bytes (HS256's key size)
 
 
@@ -371,110 +361,59 @@ class AnnotationAuthenticator(Authenticator):
         return state_dir(getattr(self.parent, "db_url", None))
 
     @cached_property
-    def store(self) -> Store:
-        store = Store(self.db_url)
-        store.migrate()
-        return store
-
-    @cached_property
-    def accounts(self) -> Accounts:
+    def core(self) -> Core:
+        """The domain core, built from these settings (`Core`); `start_core` readies
+        its database."""
         key = (
             self.link_secret.encode()
             if self.link_secret
             else load_or_create_secret(Path(self.link_secret_file))
         )
-        return Accounts(
-            self.store,
-            LinkSigner(key, timedelta(hours=self.link_lifetime_hours)),
-            LockoutPolicy(
-                max_failures=self.lockout_max_failures,
-                max_address_failures=self.lockout_max_address_failures,
-                window=timedelta(minutes=self.lockout_window_minutes),
-            ),
+        settings = Settings(
+            db_url=self.db_url,
+            link_key=key,
+            link_lifetime=timedelta(hours=self.link_lifetime_hours),
             min_password_length=self.min_password_length,
+            lockout_max_failures=self.lockout_max_failures,
+            lockout_max_address_failures=self.lockout_max_address_failures,
+            lockout_window=timedelta(minutes=self.lockout_window_minutes),
             admin_users=frozenset(usernames.normalize(n) for n in self.admin_users),
+            token_max_lifetime_days=self.token_max_lifetime_days,
+            token_max_live_per_user=self.token_max_live_per_user,
+            access_cache_seconds=self.access_cache_seconds,
+            password_hash_threads=self.password_hash_threads,
+            annotation_max_bytes=self.annotation_max_bytes,
+            annotation_import_max_records=self.annotation_import_max_records,
+            annotation_import_max_bytes=self.annotation_import_max_bytes,
+            declared_projects=parse_declared(self.projects),
+            trusted_proxy_hops=self.trusted_proxy_hops,
         )
+        return Core(settings, self.log)
 
-    @cached_property
-    def tokens(self) -> Tokens:
-        return Tokens(
-            self.store,
-            is_admin=self.accounts.is_admin,
-            max_lifetime_days=self.token_max_lifetime_days,
-            max_live_per_user=self.token_max_live_per_user,
-            cache=AccessCache(self.store, self.access_cache_seconds),
-        )
-
-    @cached_property
-    def audit(self) -> Audit:
-        return Audit(self.store, self.log)
-
-    @cached_property
-    def annotations(self) -> Annotations:
-        return Annotations(
-            self.store,
-            is_admin=self.accounts.is_admin,
-            max_bytes=self.annotation_max_bytes,
-            import_max_records=self.annotation_import_max_records,
-        )
-
-    @cached_property
-    def project_service(self) -> Projects:
-        return Projects(
-            self.store,
-            parse_declared(self.projects),
-            cache=AccessCache(self.store, self.access_cache_seconds),
-        )
-
-    @cached_property
-    def _hash_pool(self) -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(self.password_hash_threads, thread_name_prefix="argon2")
-
-    async def run_hashing(self, fn: Callable, *args):
-        """Run ``fn`` (which hashes or verifies a password) off the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(self._hash_pool, fn, *args)
-
-    @cached_property
-    def _store_pool(self) -> ThreadPoolExecutor:
-        # Fewer threads than the engine's pool has connections (10), so none of them
-        # waits for a connection; the logins' hashing threads use the rest.
-        return ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="store")
-
-    async def run_store(self, fn: Callable, *args, **kwargs):
-        """Call ``fn`` (a store call of the domain core) so that the event loop never
-        waits on a database server: in a thread for PostgreSQL, whose round trips and
-        commits take milliseconds; inline for SQLite, where a thread costs more than
-        the query."""
-        if not self.store.waits_on_network:
-            return fn(*args, **kwargs)
-        call = functools.partial(fn, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._store_pool, call)
-
-    def link_url(self, token: str, hub_url: str | None = None) -> str:
-        """The one-time URL for a link token, under ``hub_url`` (default: from config)."""
-        if hub_url is None:
-            app = self.parent
-            hub_url = public_hub_url(app.public_url, app.bind_url, app.hub_prefix)
-        return f"{hub_url}{SET_PASSWORD_PATH}?{urlencode({'token': token})}"
+    def link_url(self, token: str) -> str:
+        """The one-time URL for a link token, under the hub's URL as configured (for
+        the log and the CLI; pages use the URL the caller reached)."""
+        app = self.parent
+        return link_url(token, public_hub_url(app.public_url, app.bind_url, app.hub_prefix))
 
     # -- hub start ------------------------------------------------------------------
 
     def check_allow_config(self) -> None:
-        """Called by the hub at start, before `add_user` runs for existing users.
-
-        That makes it the place for migrations and the first-run admin: it must see
-        the account table before the hub adds anyone to it.
-        """
+        """Called by the hub at start, before `add_user` runs for existing users: the
+        account table must be ready before the hub adds anyone to it."""
         super().check_allow_config()
+        self.start_core()
+
+    def start_core(self) -> None:
+        """The start-up step (`Core.start`: migrations, first admin, declared projects),
+        and what it did, in the log."""
         try:
-            first = self.accounts.first_run(self.first_admin, self.first_admin_password or None)
+            started = self.core.start(self.first_admin, self.first_admin_password or None)
         except InvalidInput as e:
             self.log.critical("first_admin_password is not usable: %s", e.message)
             raise SystemExit(1) from None
-        if first is not None:
-            self.audit.record("user.create", None, first.name, admin=True, reason="first run")
+        first = started.first_admin
         if first is not None and first.link_token:
-            self.audit.record("link.issue", None, first.name, purpose="setup")
             self.log.warning(
                 "\n\n    First run: set the password of the admin %r at this one-time URL"
                 " (valid %g hours):\n\n    %s\n",
@@ -485,10 +424,10 @@ class AnnotationAuthenticator(Authenticator):
             )
         elif first is not None:
             self.log.info("First run: created admin %r with the configured password", first.name)
-        for name in self.project_service.apply_declared():
+        for name in started.declared_accounts:
             self.log.info("Created account %r for a project in the config (no password yet)", name)
         if first is None:
-            account = self.accounts.get(self.first_admin)
+            account = self.core.accounts.get(self.first_admin)
             if account is not None and account.admin and account.password_hash is None:
                 self.log.warning(
                     "Admin %r has no password yet. Print a new setup link with: "
@@ -498,16 +437,11 @@ class AnnotationAuthenticator(Authenticator):
                 )
 
     def get_handlers(self, app) -> list:
-        # Our templates go just before the hub's defaults: they override the hub's
-        # page.html (to add our navigation links), while the admin's
-        # c.JupyterHub.template_paths, searched first, can still override ours.
-        ours = str(share_dir() / "templates")
-        for env in ("jinja2_env", "jinja2_env_sync"):
-            for loader in app.tornado_settings[env].loader.loaders:
-                if isinstance(loader, FileSystemLoader) and ours not in loader.searchpath:
-                    loader.searchpath.insert(len(loader.searchpath) - 1, ours)
-        from handlers import default_handlers  # handlers import the core, not vice versa
+        from handlers import CORE_SETTING, default_handlers  # handlers import the core
 
+        hub_compat.add_template_path(app.tornado_settings, str(share_dir() / "templates"))
+        # Handlers reach the core through the application's settings, built just before.
+        app.tornado_settings[CORE_SETTING] = self.core
         return super().get_handlers(app) + default_handlers
 
     # -- login ----------------------------------------------------------------------
@@ -525,35 +459,38 @@ class AnnotationAuthenticator(Authenticator):
         """Check the login form; None means the generic "Invalid username or password"."""
         from handlers.base import request_address  # handlers import the core, not vice versa
 
+        core = self.core
         name = self.normalize_username(data.get("username") or "")
         password = data.get("password") or ""
         address = request_address(handler, self.trusted_proxy_hops) if handler else ""
         if not self.validate_username(name):
             # Still one Argon2 verification, so a malformed name is not faster.
-            await self.run_hashing(passwords.verify_password, None, password)
+            await core.run_hashing(passwords.verify_password, None, password)
             # Not the name itself: a malformed "name" is often a password typed too early.
-            self.audit.record("login.failure", None, None, address, reason="malformed name")
+            await core.run(
+                core.audit.record, "login.failure", None, None, address, reason="malformed name"
+            )
             return None
         try:
-            account = await self.run_hashing(self.accounts.login, name, password, address)
+            account = await core.run_hashing(core.accounts.login, name, password, address)
         except LockedOut as e:
-            self.audit.record("login.locked", name, name, address)
+            await core.run(core.audit.record, "login.locked", name, name, address)
             error = web.HTTPError(429, e.message)
             error.headers = {"Retry-After": str(e.retry_after)}
             raise error from None
         except Deactivated:
             # Answered like a wrong password (SPEC 13): only the audit knows.
-            self.audit.record("login.deactivated", name, name, address)
+            await core.run(core.audit.record, "login.deactivated", name, name, address)
             return None
+        outcome = "login.failure" if account is None else "login.success"
+        await core.run(core.audit.record, outcome, name, name, address)
         if account is None:
-            self.audit.record("login.failure", name, name, address)
             return None
-        self.audit.record("login.success", name, name, address)
-        return {"name": name, "admin": self.accounts.is_admin(account)}
+        return {"name": name, "admin": core.accounts.is_admin(account)}
 
-    def check_allowed(self, username: str, authentication: dict | None = None) -> bool:
+    async def check_allowed(self, username: str, authentication: dict | None = None) -> bool:
         """Active accounts of our store may use the hub; nobody else."""
-        account = self.accounts.get(username)
+        account = await self.core.run(self.core.accounts.get, username)
         return account is not None and account.active
 
     async def refresh_user(self, user, handler=None) -> bool | dict:
@@ -561,19 +498,16 @@ class AnnotationAuthenticator(Authenticator):
 
         Our store decides who is a hub admin, so the hub's own flag follows it.
         """
-        account = self.accounts.get(user.name)
+        account = await self.core.run(self.core.accounts.get, user.name)
         if account is None or not account.active:
-            if handler is not None and not hasattr(handler, "_token_authenticated"):
-                # JupyterHub 6.1 reads this flag after a False here but sets it only on
-                # token requests: without it, a cookie request ends in an AttributeError
-                # traceback instead of the hub's "login is required" path.
-                handler._token_authenticated = False
+            if handler is not None:
+                hub_compat.prepare_logout(handler)
             return False
-        return {"admin": self.accounts.is_admin(account)}
+        return {"admin": self.core.accounts.is_admin(account)}
 
     # -- spawned servers ------------------------------------------------------------
 
-    def pre_spawn_start(self, user, spawner) -> None:
+    async def pre_spawn_start(self, user, spawner) -> None:
         """Give the server a token of `inject_token_scopes` and where the API is.
 
         Called by the hub before each start of a server; an error here fails the
@@ -581,45 +515,58 @@ class AnnotationAuthenticator(Authenticator):
         may make it fail. A token left from a server that died without
         `post_spawn_stop` is replaced.
         """
-        if not self.inject_token_scopes:
-            return
-        account = self.accounts.get(user.name)
-        owner = Principal(name=account.name, admin=self.accounts.is_admin(account))
-        plaintext, view = self.tokens.create_for_server(
-            owner, spawner.name, self.inject_token_scopes
-        )
-        self.audit.record("token.create", user.name, user.name, id=view.id, name=view.name)
-        spawner.environment["ANNOTATIONS_TOKEN"] = plaintext
-        spawner.environment["ANNOTATIONS_API_URL"] = f"{spawner.hub.url}annotations/api/"
+        if self.inject_token_scopes:
+            plaintext = await self.core.run(self._server_token, user.name, spawner.name)
+            spawner.environment["ANNOTATIONS_TOKEN"] = plaintext
+            spawner.environment["ANNOTATIONS_API_URL"] = f"{spawner.hub.url}annotations/api/"
 
-    def post_spawn_stop(self, user, spawner) -> None:
+    def _server_token(self, name: str, server_name: str) -> str:
+        core = self.core
+        account = core.accounts.get(name)
+        owner = Principal(name=account.name, admin=core.accounts.is_admin(account))
+        plaintext, view = core.tokens.create_for_server(
+            owner, server_name, self.inject_token_scopes
+        )
+        core.audit.record("token.create", name, name, id=view.id, name=view.name)
+        return plaintext
+
+    async def post_spawn_stop(self, user, spawner) -> None:
         """Revoke the server's token: it lives exactly as long as the server."""
         if self.inject_token_scopes:
-            name = server_token_name(spawner.name)
-            if self.tokens.revoke_named(user.name, name):
-                self.audit.record("token.revoke", user.name, user.name, name=name)
+            await self.core.run(self._revoke_server_token, user.name, spawner.name)
+
+    def _revoke_server_token(self, name: str, server_name: str) -> None:
+        token_name = server_token_name(server_name)
+        if self.core.tokens.revoke_named(name, token_name):
+            self.core.audit.record("token.revoke", name, name, name=token_name)
 
     # -- the hub's user lifecycle ---------------------------------------------------
 
-    def add_user(self, user) -> None:
+    async def add_user(self, user) -> None:
         """Called for every hub user at every start, at first login and on REST creation.
 
         Idempotent: creates a password-less account only when none exists (an admin
         then issues a link); never re-activates or changes an existing account.
         """
         super().add_user(user)
-        if self.accounts.ensure(user.name):
-            self.audit.record("user.create", None, user.name, reason="added to the hub")
+        await self.core.run(self._ensure_account, user.name)
 
-    def delete_user(self, user) -> None:
+    def _ensure_account(self, name: str) -> None:
+        if self.core.accounts.ensure(name):
+            self.core.audit.record("user.create", None, name, reason="added to the hub")
+
+    async def delete_user(self, user) -> None:
         """Called when the hub deletes a user: their account and memberships go too.
 
         Refused (409, and the hub keeps the user) for the last active hub admin.
         """
         try:
-            deleted = self.accounts.delete(user.name)
+            await self.core.run(self._delete_account, user.name)
         except Conflict as e:
             raise web.HTTPError(409, e.message) from None
-        if deleted:  # from JupyterHub's admin page or API (ours deletes the account first)
-            self.audit.record("user.delete", None, user.name, reason="deleted from the hub")
         super().delete_user(user)
+
+    def _delete_account(self, name: str) -> None:
+        if self.core.accounts.delete(name):
+            # From JupyterHub's admin page or API (ours deletes the account first).
+            self.core.audit.record("user.delete", None, name, reason="deleted from the hub")

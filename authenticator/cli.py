@@ -23,13 +23,18 @@ def load_authenticator(config_file: str) -> AnnotationAuthenticator:
 def setup_link(args: argparse.Namespace) -> int:
     auth = load_authenticator(args.config)
     name = usernames.normalize(args.user or auth.first_admin)
-    first = auth.accounts.first_run(auth.first_admin, None)
-    if first is not None and first.name == name:
+    # The hub's start-up step, so the command works before the hub's first start; the
+    # declared projects wait for the hub (they would re-create a member just deleted).
+    started = auth.core.start(
+        auth.first_admin, auth.first_admin_password or None, declare_projects=False
+    )
+    first = started.first_admin
+    if first is not None and first.name == name and first.link_token:
         token = first.link_token
     else:
         # The same checks as the Users page and API (no such account, service account,
         # deactivated): their AnnotationError ends the command with exit code 2.
-        token = auth.accounts.invite_or_reset_link(name, setup_for_admin=True)
+        token = auth.core.accounts.invite_or_reset_link(name, setup_for_admin=True)
     print(auth.link_url(token))
     return 0
 

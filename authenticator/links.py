@@ -17,10 +17,20 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 import jwt
 
 from .errors import LinkError
+
+# Where a link is opened, under the hub prefix (handlers.passwords.SetPasswordHandler).
+SET_PASSWORD_PATH = "annotations/set-password"  # noqa: S105 - a URL path, not a secret
+
+
+def link_url(token: str, hub_url: str) -> str:
+    """The one-time URL for a link token, under ``hub_url`` (ending in ``/``)."""
+    return f"{hub_url}{SET_PASSWORD_PATH}?{urlencode({'token': token})}"
+
 
 AUDIENCE = "jupyterhub-annotations/link"
 PURPOSES = ("setup", "invite", "reset")

@@ -16,9 +16,14 @@ MAX_LENGTH = 1024
 # (t=2, m=19 MiB). One lane (p=1) instead of four: an attacker parallelises anyway,
 # and one hash then keeps to one core, so logins cannot take the CPU from the API.
 _hasher = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=1)
-# Verified against when the account does not exist or has no password, so an unknown
-# name costs the same time as a wrong password.
-_DUMMY_HASH = _hasher.hash("no account has this password, it only burns time")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the account does not exist or has no password, so an
+    unknown name costs the same time as a wrong password. Made at first use: importing
+    the core hashes nothing."""
+    return _hasher.hash("no account has this password, it only burns time")
 
 
 def hash_password(password: str) -> str:
@@ -31,7 +36,7 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
     # megabyte of input costs no more than a normal guess.
     password = password[: MAX_LENGTH + 1]
     try:
-        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and bool(stored_hash)
+        return _hasher.verify(stored_hash or _dummy_hash(), password) and bool(stored_hash)
     except (VerificationError, InvalidHashError):
         return False
 

@@ -179,9 +179,6 @@ class Projects:
             ).first()
         return (None, True) if row is None else (row.role, row.api_access)
 
-    def role_of(self, slug: str, name: str) -> str | None:
-        return self.access(slug, name)[0]
-
     def visible_to(self, name: str, admin: bool) -> list[ProjectView]:
         """Hub admins see every project (as admin); others the ones they belong to."""
         views = self.cache.lookup(("visible", name, admin), lambda: self._visible_to(name, admin))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from .errors import Unavailable
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# The advisory lock's name (`Store.startup_lock`); any text hashes to a lock key.
+STARTUP_LOCK = "jupyterhub-annotations start-up"
 
 
 # How long a SQLite writer waits for another's lock before giving up (a 503 to retry).
@@ -124,7 +127,6 @@ class Store:
     """
 
     def __init__(self, url: str) -> None:
-        self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._generation = 0
@@ -134,6 +136,32 @@ class Store:
     def generation(self) -> int:
         """Changes after every write transaction of this process (see `transaction`)."""
         return self._generation
+
+    @contextmanager
+    def startup_lock(self) -> Iterator[None]:
+        """Held by one process at a time for its start-up step (`Core.start`), so hubs
+        or replicas starting together on one database take turns.
+
+        PostgreSQL: a session advisory lock on a connection of its own. SQLite: an
+        exclusive lock on a file beside the database (an in-memory one needs none).
+        """
+        if self.engine.dialect.name == "sqlite":
+            path = self.engine.url.database
+            if not path or path == ":memory:":
+                yield
+                return
+            with open(f"{path}.startup-lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+                yield
+            return
+        key = func.hashtextextended(STARTUP_LOCK, 0)
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.execute(select(func.pg_advisory_lock(key)))
+            try:
+                yield
+            finally:
+                conn.execute(select(func.pg_advisory_unlock(key)))
 
     def migrate(self) -> None:
         """Create or upgrade the schema to the newest migration; never drops data."""

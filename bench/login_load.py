@@ -27,11 +27,11 @@ LOGIN_CLIENTS = 20
 def make_accounts(hub: Hub, names: list[str]) -> None:
     from authenticator.cli import load_authenticator
 
-    auth = load_authenticator(str(hub.config))
+    accounts = load_authenticator(str(hub.config)).core.accounts
     for name in names:
-        auth.accounts.ensure(name)
-        auth.accounts.use_link(auth.accounts.issue_link(name, "invite"), PASSWORD)
-    auth.store.dispose()
+        accounts.ensure(name)
+        accounts.use_link(accounts.issue_link(name, "invite"), PASSWORD)
+    accounts.store.dispose()
 
 
 def login_storm(hub: Hub, names: list[str], stop: threading.Event, counter: list[int]) -> None:

@@ -20,10 +20,12 @@ from .api import (
     UserLinkHandler,
     UsersHandler,
 )
-from .base import APINotFound
+from .base import CORE_SETTING, APINotFound
 from .openapi import OpenAPIHandler
 from .pages import AuditPage, ProjectPage, ProjectsPage, TokensPage, UsersPage
 from .passwords import ChangePasswordHandler, SetPasswordHandler
+
+__all__ = ["CORE_SETTING", "default_handlers"]
 
 PREFIX = "/annotations"
 API = f"{PREFIX}/api"

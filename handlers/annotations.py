@@ -11,7 +11,7 @@ import re
 
 from tornado.iostream import StreamClosedError
 
-from authenticator.annotations import PAGE_SIZE, AnnotationView, Page
+from authenticator.annotations import PAGE_SIZE, Annotations, AnnotationView, Page
 from authenticator.errors import InvalidInput
 from authenticator.metrics import ANNOTATION_WRITES
 from authenticator.permissions import ANNOTATIONS_READ, ANNOTATIONS_WRITE
@@ -47,13 +47,11 @@ def create_only(value: str | None) -> bool:
 
 
 class AnnotationAPIHandler(APIHandler):
-    @property
-    def annotations(self):
-        return self.authenticator.annotations
+    metric_family = "annotations"
 
-    async def core(self, fn, *args, **kwargs):
-        """Call the core off the event loop where the store waits on a server."""
-        return await self.authenticator.run_store(fn, *args, **kwargs)
+    @property
+    def annotations(self) -> Annotations:
+        return self.core.annotations
 
     def owner_argument(self) -> str | None:
         owner = self.get_argument("owner", None)
@@ -88,7 +86,7 @@ class ProjectAnnotationsHandler(AnnotationAPIHandler):
         limit = self.limit_argument()  # checked for ndjson too, which sends every page
         if kind == "json":
             self.write_page(
-                await self.core(
+                await self.run(
                     self.annotations.page,
                     slug,
                     self.principal.name,
@@ -107,7 +105,7 @@ class ProjectAnnotationsHandler(AnnotationAPIHandler):
         pages = self.annotations.pages(
             slug, self.principal.name, self.project_role, cursor=cursor, **filters
         )
-        views = await self.core(next, pages)  # bad filters fail here, before the status
+        views = await self.run(next, pages)  # bad filters fail here, before the status
         self.set_header("Content-Type", "application/x-ndjson; charset=utf-8")
         while views is not None:
             self.write("".join(f"{view.json_text()}\n" for view in views))
@@ -116,7 +114,7 @@ class ProjectAnnotationsHandler(AnnotationAPIHandler):
             except StreamClosedError:
                 self.log.info("NDJSON export of %r stopped: the client went away", slug)
                 return
-            views = await self.core(next, pages, None)
+            views = await self.run(next, pages, None)
         self.finish()
 
 
@@ -126,7 +124,7 @@ class ItemAnnotationsHandler(AnnotationAPIHandler):
     @requires(ANNOTATIONS_READ)
     async def get(self, slug: str, item: str) -> None:
         self.write_page(
-            await self.core(
+            await self.run(
                 self.annotations.page,
                 slug,
                 self.principal.name,
@@ -149,7 +147,7 @@ class OwnerAnnotationHandler(AnnotationAPIHandler):
     async def get(self, slug: str, item: str, owner: str) -> None:
         get = self.annotations.get
         self.write_view(
-            await self.core(get, slug, item, owner, self.principal.name, self.project_role)
+            await self.run(get, slug, item, owner, self.principal.name, self.project_role)
         )
 
     @requires(ANNOTATIONS_WRITE)
@@ -160,7 +158,7 @@ class OwnerAnnotationHandler(AnnotationAPIHandler):
         conditions = ("If-Match", "If-None-Match")
         if all(self.request.headers.get(header) for header in conditions):
             raise InvalidInput("Send If-Match (change) or If-None-Match: * (create), not both.")
-        view, created = await self.core(
+        view, created = await self.run(
             self.annotations.put,
             slug,
             item,
@@ -175,7 +173,7 @@ class OwnerAnnotationHandler(AnnotationAPIHandler):
 
     @requires(ANNOTATIONS_WRITE)
     async def delete(self, slug: str, item: str, owner: str) -> None:
-        version = await self.core(
+        version = await self.run(
             self.annotations.delete,
             slug,
             item,
@@ -197,12 +195,12 @@ class AnnotationImportHandler(AnnotationAPIHandler):
     """``POST projects/{slug}/annotations/import``: a batch, written whole or not at all."""
 
     def body_limit(self) -> int:
-        return self.authenticator.annotation_import_max_bytes
+        return self.core.settings.annotation_import_max_bytes
 
     @requires(ANNOTATIONS_WRITE)
     async def post(self, slug: str) -> None:
         body = await self.json_object({"annotations": list}, required=("annotations",))
-        result = await self.core(
+        result = await self.run(
             self.annotations.import_batch,
             slug,
             body["annotations"],

@@ -9,6 +9,7 @@ from tornado import web
 
 from authenticator.audit import PAGE_SIZE as AUDIT_PAGE_SIZE
 from authenticator.errors import InvalidInput, NotFound
+from authenticator.links import link_url
 from authenticator.models import Account
 from authenticator.permissions import (
     AUTHENTICATED,
@@ -24,6 +25,7 @@ from authenticator.projects import SETTING_TYPES
 from authenticator.tokens import check_may_manage_others
 from authenticator.usernames import normalize
 
+from . import hub_compat
 from .base import APIHandler, no_store, requires
 
 
@@ -35,10 +37,12 @@ def listing(items: list) -> dict:
 class MeHandler(APIHandler):
     """``GET me``: who the caller is, as the API sees them."""
 
+    metric_family = "me"
+
     @requires(AUTHENTICATED)
-    def get(self) -> None:
+    async def get(self) -> None:
         p = self.principal
-        projects = self.projects.visible_to_principal(p)
+        projects = await self.run(self.projects.visible_to_principal, p)
         self.write_json(
             {
                 "name": p.name,
@@ -52,6 +56,8 @@ class MeHandler(APIHandler):
 
 
 class UserAPIHandler(APIHandler):
+    metric_family = "users"
+
     def user_json(self, account: Account, link_token: str | None = None) -> dict:
         body = {
             "name": account.name,
@@ -62,10 +68,11 @@ class UserAPIHandler(APIHandler):
             "created_at": account.created_at.isoformat(),
         }
         if link_token is not None:
-            body["link"] = self.authenticator.link_url(link_token, self.hub_url())
+            body["link"] = link_url(link_token, self.hub_url())
         return body
 
     def require_account(self, name: str) -> Account:
+        """In the store's threads (within `run`): the account, or a 404."""
         account = self.accounts.get(name)
         if account is None:
             raise NotFound(f"There is no account named {name!r}.")
@@ -76,19 +83,26 @@ class UsersHandler(UserAPIHandler):
     """``GET/POST users``: hub admins list accounts and create them (with an invite link)."""
 
     @requires(USERS_MANAGE)
-    def get(self) -> None:
-        self.write_json(listing([self.user_json(a) for a in self.accounts.listing()]))
+    async def get(self) -> None:
+        accounts = await self.run(self.accounts.listing)
+        self.write_json(listing([self.user_json(a) for a in accounts]))
 
     @requires(USERS_MANAGE)
     async def post(self) -> None:
         body = await self.json_object({"name": str, "admin": bool}, required=("name",))
-        account = self.accounts.create(normalize(body["name"]), admin=body.get("admin", False))
-        token = self.accounts.issue_link(account.name, "invite") if account.kind == "user" else None
-        self.audit("user.create", account.name, kind=account.kind, admin=account.admin)
-        if token is not None:
-            self.audit("link.issue", account.name, purpose="invite")
+
+        def create() -> tuple[Account, str | None]:
+            account = self.accounts.create(normalize(body["name"]), admin=body.get("admin", False))
+            self.record("user.create", account.name, kind=account.kind, admin=account.admin)
+            if account.kind != "user":
+                return account, None  # a service account: no password, no link
+            token = self.accounts.issue_link(account.name, "invite")
+            self.record("link.issue", account.name, purpose="invite")
+            return account, token
+
+        account, token = await self.run(create)
         payload = self.user_json(account, token)
-        payload.setdefault("link", None)  # service accounts: no password, no link
+        payload.setdefault("link", None)
         no_store(self)
         self.write_json(payload, status=201)
 
@@ -97,32 +111,37 @@ class UserHandler(UserAPIHandler):
     """``GET/PATCH/DELETE users/{name}``."""
 
     @requires(USERS_MANAGE)
-    def get(self, name: str) -> None:
-        self.write_json(self.user_json(self.require_account(name)))
+    async def get(self, name: str) -> None:
+        self.write_json(self.user_json(await self.run(self.require_account, name)))
 
     @requires(USERS_MANAGE)
     async def patch(self, name: str) -> None:
         body = await self.json_object({"admin": bool, "active": bool})
-        account = self.accounts.update(name, **body)
-        self.audit("user.update", name, **body)
-        if body.get("active") is False:
-            self.audit("link.revoke", name, reason="deactivated")
-        self.write_json(self.user_json(account))
+
+        def update() -> Account:
+            account = self.accounts.update(name, **body)
+            self.record("user.update", name, **body)
+            if body.get("active") is False:
+                self.record("link.revoke", name, reason="deactivated")
+            return account
+
+        self.write_json(self.user_json(await self.run(update)))
 
     @requires(USERS_MANAGE)
     async def delete(self, name: str) -> None:
-        self.require_account(name)
+        await self.run(self.require_account, name)
         user = self.find_user(name)
-        if user is not None and (user.spawner._stop_pending or user.running):
+        if user is not None and (hub_compat.stop_pending(user.spawner) or user.running):
             raise web.HTTPError(409, f"Stop {name!r}'s server first, then delete them.")
-        self.accounts.delete(name)  # refused (409) for a last admin; the hub user stays
+        # Refused (409) for a last admin; the hub user stays.
+        await self.run(self.accounts.delete, name)
         if user is not None:
             # As JupyterHub's own DELETE /hub/api/users/{name} does, so the hub does not
             # re-create the account for a hub user left behind at its next start.
             await maybe_future(self.authenticator.delete_user(user))
             await user.delete_spawners()
             self.users.delete(user)
-        self.audit("user.delete", name)
+        await self.audit("user.delete", name)
         self.set_status(204)
         self.finish()
 
@@ -132,16 +151,23 @@ class UserLinkHandler(UserAPIHandler):
     unused links die); ``DELETE``: revoke every unused link of the account."""
 
     @requires(USERS_MANAGE)
-    def post(self, name: str) -> None:
-        token = self.accounts.invite_or_reset_link(name)
-        self.audit("link.issue", name)
+    async def post(self, name: str) -> None:
+        def issue() -> tuple[Account, str]:
+            token = self.accounts.invite_or_reset_link(name)
+            self.record("link.issue", name)
+            return self.require_account(name), token
+
+        account, token = await self.run(issue)
         no_store(self)
-        self.write_json(self.user_json(self.require_account(name), token), status=201)
+        self.write_json(self.user_json(account, token), status=201)
 
     @requires(USERS_MANAGE)
-    def delete(self, name: str) -> None:
-        self.accounts.revoke_links(name)
-        self.audit("link.revoke", name, reason="revoked")
+    async def delete(self, name: str) -> None:
+        def revoke() -> None:
+            self.accounts.revoke_links(name)
+            self.record("link.revoke", name, reason="revoked")
+
+        await self.run(revoke)
         self.set_status(204)
         self.finish()
 
@@ -149,38 +175,54 @@ class UserLinkHandler(UserAPIHandler):
 class ProjectsHandler(APIHandler):
     """``GET/POST projects``: your projects; hub admins create new ones."""
 
+    metric_family = "projects"
+
     @requires(AUTHENTICATED)
-    def get(self) -> None:
-        views = self.projects.visible_to_principal(self.principal)
+    async def get(self) -> None:
+        views = await self.run(self.projects.visible_to_principal, self.principal)
         self.write_json(listing([v.as_json() for v in views]))
 
     @requires(PROJECTS_CREATE)
     async def post(self) -> None:
         body = await self.json_object({"slug": str, **SETTING_TYPES}, required=("slug",))
         slug = body.pop("slug")
-        view = self.projects.create(slug, body, creator=self.principal.name)
-        self.audit("project.create", slug, **body)
-        self.write_json(view.as_json(), status=201)
+
+        def create():
+            view = self.projects.create(slug, body, creator=self.principal.name)
+            self.record("project.create", slug, **body)
+            return view
+
+        self.write_json((await self.run(create)).as_json(), status=201)
 
 
 class ProjectHandler(APIHandler):
     """``GET/PATCH/DELETE projects/{slug}``."""
 
+    metric_family = "projects"
+
     @requires(PROJECT_READ)
-    def get(self, slug: str) -> None:
-        self.write_json(self.projects.get(slug, self.project_role).as_json())
+    async def get(self, slug: str) -> None:
+        view = await self.run(self.projects.get, slug, self.project_role)
+        self.write_json(view.as_json())
 
     @requires(PROJECT_MANAGE)
     async def patch(self, slug: str) -> None:
         body = await self.json_object(SETTING_TYPES)
-        view = self.projects.update(slug, body, self.project_role)
-        self.audit("project.update", slug, **body)
-        self.write_json(view.as_json())
+
+        def update():
+            view = self.projects.update(slug, body, self.project_role)
+            self.record("project.update", slug, **body)
+            return view
+
+        self.write_json((await self.run(update)).as_json())
 
     @requires(PROJECT_DELETE)
-    def delete(self, slug: str) -> None:
-        self.projects.delete(slug)
-        self.audit("project.delete", slug)
+    async def delete(self, slug: str) -> None:
+        def delete() -> None:
+            self.projects.delete(slug)
+            self.record("project.delete", slug)
+
+        await self.run(delete)
         self.set_status(204)
         self.finish()
 
@@ -188,35 +230,53 @@ class ProjectHandler(APIHandler):
 class MembersHandler(APIHandler):
     """``GET projects/{slug}/members``."""
 
+    metric_family = "members"
+
     @requires(PROJECT_READ)
-    def get(self, slug: str) -> None:
-        self.write_json(listing([m.as_json() for m in self.projects.members(slug)]))
+    async def get(self, slug: str) -> None:
+        members = await self.run(self.projects.members, slug)
+        self.write_json(listing([m.as_json() for m in members]))
 
 
 class MemberHandler(APIHandler):
     """``PUT/DELETE projects/{slug}/members/{name}``: project admins manage roles;
     ``PATCH`` is a member's own preferences."""
 
+    metric_family = "members"
+
+    def member(self, slug: str, name: str):
+        return next(m for m in self.projects.members(slug) if m.name == name)
+
     @requires(MEMBER_SELF)
     async def patch(self, slug: str, name: str) -> None:
         body = await self.json_object({"show_others": bool}, required=("show_others",))
-        show = body["show_others"]
-        self.projects.set_show_others(slug, name, show, caller=self.principal.name)
-        member = next(m for m in self.projects.members(slug) if m.name == name)
-        self.write_json(member.as_json())
+
+        def change():
+            show = body["show_others"]
+            self.projects.set_show_others(slug, name, show, caller=self.principal.name)
+            return self.member(slug, name)
+
+        self.write_json((await self.run(change)).as_json())
 
     @requires(PROJECT_MANAGE)
     async def put(self, slug: str, name: str) -> None:
         role = (await self.json_object({"role": str}, required=("role",)))["role"]
-        created = self.projects.set_member(slug, name, role, granter_role=self.project_role)
-        self.audit("member.set", name, project=slug, role=role)
-        member = next(m for m in self.projects.members(slug) if m.name == name)
+
+        def grant():
+            created = self.projects.set_member(slug, name, role, granter_role=self.project_role)
+            self.record("member.set", name, project=slug, role=role)
+            return created, self.member(slug, name)
+
+        created, member = await self.run(grant)
         self.write_json(member.as_json(), status=201 if created else 200)
 
     @requires(PROJECT_MANAGE)
-    def delete(self, slug: str, name: str) -> None:
-        self.projects.remove_member(slug, name)
-        self.audit("member.remove", name, project=slug)
+    async def delete(self, slug: str, name: str) -> None:
+        def remove() -> None:
+            self.projects.remove_member(slug, name)
+            self.record("member.remove", name, project=slug)
+
+        await self.run(remove)
         self.set_status(204)
         self.finish()
 
@@ -224,13 +284,16 @@ class MemberHandler(APIHandler):
 class TokensHandler(APIHandler):
     """``GET/POST tokens``: your tokens (hub admins: everyone's with ``?all=1``)."""
 
+    metric_family = "tokens"
+
     @requires(TOKENS_MANAGE)
-    def get(self) -> None:
+    async def get(self) -> None:
         owner = self.principal.name
         if self.get_argument("all", "") in ("1", "true"):
             check_may_manage_others(self.principal)
             owner = None
-        self.write_json(listing([t.as_json() for t in self.authenticator.tokens.listing(owner)]))
+        views = await self.run(self.core.tokens.listing, owner)
+        self.write_json(listing([t.as_json() for t in views]))
 
     @requires(TOKENS_MANAGE)
     async def post(self) -> None:
@@ -247,20 +310,29 @@ class TokensHandler(APIHandler):
         for key in ("scopes", "projects"):
             if not all(isinstance(item, str) for item in body.get(key) or []):
                 raise InvalidInput(f"{key!r} must be a list of strings.")
-        owner = self.principal
-        if normalize(body.get("owner", owner.name)) != owner.name:
+        others = normalize(body.get("owner", self.principal.name)) != self.principal.name
+        if others:
             # A service account has no password, so no session: a hub admin mints for it.
             check_may_manage_others(self.principal)
-            owner = self.accounts.service_principal(normalize(body["owner"]))
-        plaintext, view = self.authenticator.tokens.create(
-            owner,
-            body["name"],
-            scopes=body.get("scopes"),
-            projects=body.get("projects"),
-            expires_in_days=body.get("expires_in_days"),
-            via=self.principal,
-        )
-        self.audit("token.create", view.owner, id=view.id, name=view.name, scopes=view.scopes)
+
+        def create():
+            owner = (
+                self.accounts.service_principal(normalize(body["owner"]))
+                if others
+                else self.principal
+            )
+            plaintext, view = self.core.tokens.create(
+                owner,
+                body["name"],
+                scopes=body.get("scopes"),
+                projects=body.get("projects"),
+                expires_in_days=body.get("expires_in_days"),
+                via=self.principal,
+            )
+            self.record("token.create", view.owner, id=view.id, name=view.name, scopes=view.scopes)
+            return plaintext, view
+
+        plaintext, view = await self.run(create)
         no_store(self)
         self.write_json({**view.as_json(), "token": plaintext}, status=201)
 
@@ -269,10 +341,15 @@ class TokenHandler(APIHandler):
     """``DELETE tokens/{id}``: revoke one of yours (hub admins: anyone's, by token only
     with ``users:manage``, as for listing everyone's)."""
 
+    metric_family = "tokens"
+
     @requires(TOKENS_MANAGE)
-    def delete(self, token_id: str) -> None:
-        owner = self.authenticator.tokens.revoke(int(token_id), self.principal)
-        self.audit("token.revoke", owner, id=int(token_id))
+    async def delete(self, token_id: str) -> None:
+        def revoke() -> None:
+            owner = self.core.tokens.revoke(int(token_id), self.principal)
+            self.record("token.revoke", owner, id=int(token_id))
+
+        await self.run(revoke)
         self.set_status(204)
         self.finish()
 
@@ -280,12 +357,18 @@ class TokenHandler(APIHandler):
 class CurrentTokenHandler(APIHandler):
     """``DELETE tokens/current``: a token revokes itself (always allowed)."""
 
+    metric_family = "tokens"
+
     @requires(AUTHENTICATED)
-    def delete(self) -> None:
+    async def delete(self) -> None:
         if self.principal.token_id is None:
             raise InvalidInput("This request uses a browser session, not a token.")
-        self.authenticator.tokens.revoke(self.principal.token_id, self.principal)
-        self.audit("token.revoke", self.principal.name, id=self.principal.token_id)
+
+        def revoke() -> None:
+            self.core.tokens.revoke(self.principal.token_id, self.principal)
+            self.record("token.revoke", self.principal.name, id=self.principal.token_id)
+
+        await self.run(revoke)
         self.set_status(204)
         self.finish()
 
@@ -293,9 +376,11 @@ class CurrentTokenHandler(APIHandler):
 class AuditHandler(APIHandler):
     """``GET audit``: security events, newest first, for hub admins."""
 
+    metric_family = "audit"
+
     @requires(USERS_MANAGE)
-    def get(self) -> None:
-        events, cursor = self.authenticator.audit.page(**audit_filters(self))
+    async def get(self) -> None:
+        events, cursor = await self.run(self.core.audit.page, **audit_filters(self))
         self.write_json({"items": [e.as_json() for e in events], "next": cursor})
 
 

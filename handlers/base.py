@@ -13,13 +13,15 @@ import json
 import logging
 from collections.abc import Callable
 from http.client import responses
-from typing import Any
+from typing import Any, TypeVar
 
 from jupyterhub.handlers import BaseHandler
 from tornado import httputil, web
 from tornado.httputil import url_concat
 
+from authenticator.accounts import Accounts
 from authenticator.addresses import client_address
+from authenticator.core import Core
 from authenticator.errors import (
     AnnotationError,
     InvalidInput,
@@ -31,7 +33,6 @@ from authenticator.metrics import (
     CONFLICTS,
     REQUEST_SECONDS,
     TOKEN_AUTHENTICATIONS,
-    route_family,
 )
 from authenticator.permissions import (
     PROJECT_PERMISSIONS,
@@ -41,10 +42,17 @@ from authenticator.permissions import (
     check_declaration,
     effective_role,
 )
+from authenticator.projects import Projects
 from authenticator.redact import redact, without_secret_params
 from authenticator.tokens import PREFIX as TOKEN_PREFIX
 from authenticator.usernames import normalize
 
+from . import hub_compat
+
+T = TypeVar("T")
+# The key of the application setting that holds the `Core` (set by whoever builds the
+# Tornado application: the in-hub Authenticator).
+CORE_SETTING = "annotations_core"
 VERBS = ("get", "head", "post", "put", "patch", "delete", "options")
 # Bodies up to this size are parsed on the event loop; bigger ones in a thread.
 INLINE_PARSE_BYTES = 64 * 1024
@@ -217,6 +225,9 @@ class AnnotationHandler(BaseHandler):
     principal: Principal | None = None
     # The caller's role in the project the route names (hub admins: "admin").
     project_role: str | None = None
+    # The route family of the request metrics (`metrics.FAMILIES`); every handler
+    # class that is routed declares one (test_e2e_metrics.py checks).
+    metric_family: str | None = None
     # The largest body a request may carry (see `body_limit`).
     max_body_bytes = 64 * 1024
 
@@ -270,12 +281,21 @@ class AnnotationHandler(BaseHandler):
         raise refusal
 
     @property
-    def accounts(self):
-        return self.authenticator.accounts
+    def core(self) -> Core:
+        """The domain core, from the application's settings (`CORE_SETTING`)."""
+        return self.settings[CORE_SETTING]
 
     @property
-    def projects(self):
-        return self.authenticator.project_service
+    def accounts(self) -> Accounts:
+        return self.core.accounts
+
+    @property
+    def projects(self) -> Projects:
+        return self.core.projects
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call the core off the event loop (`Core.run`): the one way handlers do."""
+        return await self.core.run(fn, *args, **kwargs)
 
     async def prepare(self) -> None:
         """Decide on the request from its headers, before any of its body is read."""
@@ -297,16 +317,12 @@ class AnnotationHandler(BaseHandler):
         header = self.request.headers.get("Authorization")
         if header is None or not self.accepts_tokens:
             await super().prepare()  # the hub resolves its cookie and checks XSRF
-            self.principal = self.resolve_principal()
+            user = self.current_user
+            token = None
         else:
             # A token request skips the hub's cookie and XSRF work entirely.
-            self._jupyterhub_user = None
-            try:
-                self.principal = self.authenticator.tokens.authenticate(bearer_token(header))
-            except Unauthenticated:
-                TOKEN_AUTHENTICATIONS.labels("refused").inc()
-                raise
-            TOKEN_AUTHENTICATIONS.labels("accepted").inc()
+            hub_compat.skip_cookie_auth(self)
+            user, token = None, header
         if verb not in _verbs_of(type(self)):
             raise web.HTTPError(405)
         permission = declared_permission(type(self), verb)
@@ -317,9 +333,17 @@ class AnnotationHandler(BaseHandler):
             if key in self.path_kwargs:
                 self.path_kwargs[key] = normalize(self.path_kwargs[key])
         slug = self.path_kwargs.get("slug")
+        project = slug if permission in PROJECT_PERMISSIONS else None
         member_role, api_access = None, True
-        if permission in PROJECT_PERMISSIONS and self.principal is not None:
-            member_role, api_access = self.projects.access(slug, self.principal.name)
+        if token is not None or user is not None:  # else nobody to look up: no store call
+            try:
+                self.principal, (member_role, api_access) = await self.run(
+                    self.resolve, token, user.name if user is not None else None, project
+                )
+            finally:
+                if token is not None:
+                    outcome = "accepted" if self.principal else "refused"
+                    TOKEN_AUTHENTICATIONS.labels(outcome).inc()
         try:
             authorize(self.principal, permission, member_role, slug, api_access)
         except Unauthenticated:
@@ -327,15 +351,26 @@ class AnnotationHandler(BaseHandler):
         if self.principal is not None:
             self.project_role = effective_role(self.principal, member_role)
 
-    def resolve_principal(self) -> Principal | None:
-        """The active account behind the hub session, or None."""
-        user = self.current_user
-        account = self.accounts.get(user.name) if user is not None else None
-        if account is None or not account.active:
-            return None
-        return Principal(
-            name=account.name, admin=self.accounts.is_admin(account), kind=account.kind
-        )
+    def resolve(
+        self, token: str | None, hub_user: str | None, slug: str | None
+    ) -> tuple[Principal | None, tuple[str | None, bool]]:
+        """In the store's threads: the principal (of the ``Authorization`` header's
+        token, or the active account behind the hub session) and, for a project route,
+        its (role, API access) there."""
+        if token is not None:
+            principal = self.core.tokens.authenticate(bearer_token(token))
+        else:
+            account = self.accounts.get(hub_user) if hub_user is not None else None
+            principal = (
+                Principal(
+                    name=account.name, admin=self.accounts.is_admin(account), kind=account.kind
+                )
+                if account is not None and account.active
+                else None
+            )
+        if slug is None or principal is None:
+            return principal, (None, True)
+        return principal, self.projects.access(slug, principal.name)
 
     def refuse_anonymous(self) -> None:
         raise NotImplementedError
@@ -343,7 +378,7 @@ class AnnotationHandler(BaseHandler):
     def on_finish(self) -> None:
         super().on_finish()
         status = self.get_status()
-        family = route_family(self.request.path)
+        family = self.metric_family
         REQUEST_SECONDS.labels(family, self.request.method, status).observe(
             self.request.request_time()
         )
@@ -359,16 +394,20 @@ class AnnotationHandler(BaseHandler):
             raise InvalidInput(f"{name!r} must be a whole number.")
         return int(value)
 
-    def audit(self, action: str, target: str | None = None, **details: object) -> None:
-        """Record a security event done by this request's principal (and log it)."""
+    def record(self, action: str, target: str | None = None, **details: object) -> None:
+        """Record a security event done by this request's principal (and log it), in the
+        store's threads: within the action's own call to `run`."""
         actor = self.principal.name if self.principal is not None else None
-        self.authenticator.audit.record(
-            action, actor, target=target, address=self.client_address(), **details
-        )
+        address = self.client_address()
+        self.core.audit.record(action, actor, target=target, address=address, **details)
+
+    async def audit(self, action: str, target: str | None = None, **details: object) -> None:
+        """`record`, off the event loop, for an event that is an action of its own."""
+        await self.run(self.record, action, target, **details)
 
     def client_address(self) -> str:
         """Where the request came from, as the trusted proxies saw it."""
-        return request_address(self, self.authenticator.trusted_proxy_hops)
+        return request_address(self, self.core.settings.trusted_proxy_hops)
 
     def hub_url(self) -> str:
         """The hub prefix as the caller reached it (for links to hand over)."""
@@ -415,6 +454,8 @@ class AnnotationHandler(BaseHandler):
 class PageHandler(AnnotationHandler):
     """HTML pages under /hub/annotations/, rendered from share/templates."""
 
+    metric_family = "pages"
+
     _xsrf_pending = False
 
     def check_xsrf_cookie(self) -> None:
@@ -456,7 +497,7 @@ class PageHandler(AnnotationHandler):
 
     async def render_page(self, template: str, status: int = 200, **ns: Any) -> None:
         self.set_status(status)
-        ns.setdefault("min_length", self.authenticator.min_password_length)
+        ns.setdefault("min_length", self.core.settings.min_password_length)
         self.finish(await self.render_template(template, **ns))
 
 
@@ -473,7 +514,7 @@ class APIHandler(AnnotationHandler):
         # Only a browser session can be forged across sites. Anonymous requests get 401
         # from `prepare` rather than failing XSRF with 403. (Tornado also calls this
         # before `prepare`, when no user is resolved yet; the hub checks again after.)
-        if getattr(self, "_jupyterhub_user", None) is not None:
+        if hub_compat.hub_user_resolved(self):
             super().check_xsrf_cookie()
 
     def refuse_anonymous(self) -> None:
@@ -558,6 +599,8 @@ class APIHandler(AnnotationHandler):
 
 class APINotFound(APIHandler):
     """Anything under api/ that is no route: a JSON 404, not the hub's HTML page."""
+
+    metric_family = "other"
 
     async def decide(self) -> None:
         raise web.HTTPError(404, f"There is no API route {self.request.path!r}.")

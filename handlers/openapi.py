@@ -35,6 +35,8 @@ def document_json(hub_prefix: str) -> str:
 class OpenAPIHandler(APIHandler):
     """The document, for clients and for generating them; no credentials needed."""
 
+    metric_family = "openapi.json"
+
     @requires(PUBLIC)
     def get(self) -> None:
         self.finish(document_json(self.hub.base_url))

@@ -9,6 +9,7 @@ from tornado.httputil import url_concat
 
 from authenticator.audit import ACTIONS
 from authenticator.errors import AnnotationError, Forbidden, InvalidInput
+from authenticator.links import link_url
 from authenticator.permissions import (
     AUTHENTICATED,
     PROJECT_MANAGE,
@@ -60,34 +61,36 @@ class UsersPage(PageHandler):
         try:
             if action not in actions:
                 raise InvalidInput(f"Unknown action {action!r}.")
-            message, link = actions[action]()
+            message, link = await self.run(actions[action])
         except AnnotationError as e:
             await self.show(status=e.status, error=e.message)
             return
         await self.show(message=message, link=link)
 
+    # The actions run in the store's threads (`run`), their audit records with them.
+
     def create(self, name: str, admin: bool) -> tuple[str, str | None]:
         account = self.accounts.create(name, admin=admin)
-        self.audit("user.create", name, kind=account.kind, admin=admin)
+        self.record("user.create", name, kind=account.kind, admin=admin)
         if account.kind == "service":
             return f"Created service account {name}. It logs in with tokens only.", None
         return f"Created {name}. Hand over this one-time invitation link:", self.link(name)
 
     def link(self, name: str) -> str:
         token = self.accounts.invite_or_reset_link(name)
-        self.audit("link.issue", name)
-        return self.authenticator.link_url(token, self.hub_url())
+        self.record("link.issue", name)
+        return link_url(token, self.hub_url())
 
     def revoke_links(self, name: str) -> tuple[str, None]:
         self.accounts.revoke_links(name)
-        self.audit("link.revoke", name, reason="revoked")
+        self.record("link.revoke", name, reason="revoked")
         return f"{name}: links revoked. Any link issued before no longer works.", None
 
     def change(self, field: str, name: str, value: bool, done: str) -> tuple[str, None]:
         self.accounts.update(name, **{field: value})
-        self.audit("user.update", name, **{field: value})
+        self.record("user.update", name, **{field: value})
         if field == "active" and value is False:
-            self.audit("link.revoke", name, reason="deactivated")
+            self.record("link.revoke", name, reason="deactivated")
         return f"{name}: {done}.", None
 
     async def show(self, status: int = 200, **ns) -> None:
@@ -96,7 +99,7 @@ class UsersPage(PageHandler):
         await self.render_page(
             "annotations_users.html",
             status=status,
-            accounts=self.accounts.listing(),
+            accounts=await self.run(self.accounts.listing),
             is_admin=self.accounts.is_admin,
             **ns,
         )
@@ -113,12 +116,16 @@ class ProjectsPage(ProjectFormMixin, PageHandler):
     async def post(self) -> None:
         slug = self.get_body_argument("slug", "").strip()
         settings = self.settings_form()
-        try:
+
+        def create() -> None:
             self.projects.create(slug, settings, creator=self.principal.name)
+            self.record("project.create", slug, **settings)
+
+        try:
+            await self.run(create)
         except AnnotationError as e:
             await self.show(status=e.status, error=e.message)
             return
-        self.audit("project.create", slug, **settings)
         self.redirect(f"{self.hub.base_url}annotations/projects/{slug}", status=303)
 
     async def show(self, status: int = 200, **ns) -> None:
@@ -126,7 +133,7 @@ class ProjectsPage(ProjectFormMixin, PageHandler):
         await self.render_page(
             "annotations_projects.html",
             status=status,
-            projects=self.projects.visible_to(p.name, p.admin),
+            projects=await self.run(self.projects.visible_to, p.name, p.admin),
             **ns,
         )
 
@@ -140,39 +147,44 @@ class ProjectPage(ProjectFormMixin, PageHandler):
 
     @requires(PROJECT_MANAGE)
     async def post(self, slug: str) -> None:
-        action = self.get_body_argument("action", "")
-        name = normalize(self.get_body_argument("name", ""))
         try:
-            if action == "settings":
-                # Settings declared in the config are shown read-only and not posted.
-                declared = self.projects.declared.get(slug, {})
-                changes = {k: v for k, v in self.settings_form().items() if k not in declared}
-                self.projects.update(slug, changes, self.project_role)
-                self.audit("project.update", slug, **changes)
-                message = "Settings saved."
-            elif action == "set-member":
-                role = self.get_body_argument("role", "")
-                self.projects.set_member(slug, name, role, granter_role=self.project_role)
-                self.audit("member.set", name, project=slug, role=role)
-                message = f"{name} is now {role}."
-            elif action == "remove-member":
-                self.projects.remove_member(slug, name)
-                self.audit("member.remove", name, project=slug)
-                message = f"{name} is no longer a member."
-            else:
-                raise InvalidInput(f"Unknown action {action!r}.")
+            message = await self.run(self.act, slug, self.get_body_argument("action", ""))
         except AnnotationError as e:
             await self.show(slug, status=e.status, error=e.message)
             return
         await self.show(slug, message=message)
 
+    def act(self, slug: str, action: str) -> str:
+        """The form's action, in the store's threads; what to tell the user."""
+        name = normalize(self.get_body_argument("name", ""))
+        if action == "settings":
+            # Settings declared in the config are shown read-only and not posted.
+            declared = self.projects.declared.get(slug, {})
+            changes = {k: v for k, v in self.settings_form().items() if k not in declared}
+            self.projects.update(slug, changes, self.project_role)
+            self.record("project.update", slug, **changes)
+            return "Settings saved."
+        if action == "set-member":
+            role = self.get_body_argument("role", "")
+            self.projects.set_member(slug, name, role, granter_role=self.project_role)
+            self.record("member.set", name, project=slug, role=role)
+            return f"{name} is now {role}."
+        if action == "remove-member":
+            self.projects.remove_member(slug, name)
+            self.record("member.remove", name, project=slug)
+            return f"{name} is no longer a member."
+        raise InvalidInput(f"Unknown action {action!r}.")
+
     async def show(self, slug: str, status: int = 200, **ns) -> None:
         declared = self.projects.declared.get(slug, {})
+        project, members = await self.run(
+            lambda: (self.projects.get(slug, self.project_role), self.projects.members(slug))
+        )
         await self.render_page(
             "annotations_project.html",
             status=status,
-            project=self.projects.get(slug, self.project_role),
-            members=self.projects.members(slug),
+            project=project,
+            members=members,
             declared=declared,
             can_manage=self.project_role == "admin",
             # Settings all set in the config: no form with nothing to save.
@@ -193,7 +205,7 @@ class TokensPage(PageHandler):
 
     @property
     def tokens(self):
-        return self.authenticator.tokens
+        return self.core.tokens
 
     @requires(TOKENS_MANAGE)
     async def get(self) -> None:
@@ -206,15 +218,11 @@ class TokensPage(PageHandler):
             if action == "create":
                 form = self.create_form()
                 try:
-                    plaintext, view = self.create(form)
+                    plaintext, view = await self.run(self.create, form)
                 except AnnotationError as e:
                     # Keep what was typed, so one mistake does not mean starting over.
                     await self.show(status=e.status, error=e.message, form=form)
                     return
-                # The plaintext is never logged: only the id and the name.
-                self.audit(
-                    "token.create", view.owner, id=view.id, name=view.name, scopes=view.scopes
-                )
                 await self.show(
                     message=f"Created token {view.name!r}. Copy it now: it is not shown again.",
                     new_token=plaintext,
@@ -222,17 +230,20 @@ class TokensPage(PageHandler):
                 return
             if action != "revoke":
                 raise InvalidInput(f"Unknown action {action!r}: use create or revoke.")
-            token_id = self.token_id()
-            # For the message only: names of the tokens the caller can see on this page.
-            names = {t.id: t.name for t in self.listing(everyone=self.sees_everyones())}
-            owner = self.tokens.revoke(token_id, self.principal)
+            message = await self.run(self.revoke, self.token_id())
         except AnnotationError as e:
             await self.show(status=e.status, error=e.message)
             return
-        self.audit("token.revoke", owner, id=token_id)
+        await self.show(message=message)
+
+    def revoke(self, token_id: int) -> str:
+        # For the message only: names of the tokens the caller can see on this page.
+        names = {t.id: t.name for t in self.listing(everyone=self.sees_everyones())}
+        owner = self.tokens.revoke(token_id, self.principal)
+        self.record("token.revoke", owner, id=token_id)
         label = repr(names[token_id]) if token_id in names else str(token_id)
         whose = "" if owner == self.principal.name else f" of {owner}"
-        await self.show(message=f"Token {label}{whose} revoked: it no longer works.")
+        return f"Token {label}{whose} revoked: it no longer works."
 
     def sees_everyones(self) -> bool:
         """Whether the caller may act on everyone's tokens (`check_may_manage_others`)."""
@@ -263,7 +274,7 @@ class TokensPage(PageHandler):
         days = int(form["days"])
         if not 1 <= days <= max_days:
             raise InvalidInput(f"Expiry must be 1 to {max_days} days, not {days}.")
-        return self.tokens.create(
+        plaintext, view = self.tokens.create(
             self.principal,
             form["name"],
             scopes=form["scopes"],
@@ -272,6 +283,9 @@ class TokensPage(PageHandler):
             expires_in_days=days,
             via=self.principal,
         )
+        # The plaintext is never logged: only the id and the name.
+        self.record("token.create", view.owner, id=view.id, name=view.name, scopes=view.scopes)
+        return plaintext, view
 
     def token_id(self) -> int:
         text = self.get_body_argument("id", "").strip()
@@ -291,15 +305,24 @@ class TokensPage(PageHandler):
             "days": str(min(self.DEFAULT_DAYS, max_days)),
         }
         ns.setdefault("form", default_form)
+
+        def read() -> tuple:
+            return (
+                self.listing(),
+                # Hub admins only; None: no such section on the page.
+                self.listing(everyone=True) if self.sees_everyones() else None,
+                [v.slug for v in self.projects.visible_to(p.name, p.admin)],
+            )
+
+        mine, everyones, my_projects = await self.run(read)
         await self.render_page(
             "annotations_tokens.html",
             status=status,
-            tokens=self.listing(),
-            # Hub admins only; None: no such section on the page.
-            everyones_tokens=self.listing(everyone=True) if self.sees_everyones() else None,
+            tokens=mine,
+            everyones_tokens=everyones,
             now=self.tokens.clock(),
             scopes=[s for s in SCOPES if s != USERS_MANAGE or p.admin],
-            my_projects=[v.slug for v in self.projects.visible_to(p.name, p.admin)],
+            my_projects=my_projects,
             max_days=max_days,
             new_token=new_token,
             # For the notebook snippet: where the hub answers, without its /hub/ part.
@@ -314,7 +337,7 @@ class AuditPage(PageHandler):
     @requires(USERS_MANAGE)
     async def get(self) -> None:
         filters = audit_filters(self)
-        events, cursor = self.authenticator.audit.page(**filters)
+        events, cursor = await self.run(self.core.audit.page, **filters)
         older = None
         if cursor is not None:
             query = {k: v for k, v in filters.items() if v and k != "cursor"}

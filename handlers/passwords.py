@@ -37,19 +37,20 @@ class SetPasswordHandler(PageHandler):
             return
         try:
             passwords.check_confirmed(password, confirm)
-            name = await self.authenticator.run_hashing(self.accounts.use_link, token, password)
+            name = await self.core.run_hashing(self.accounts.use_link, token, password)
         except AnnotationError as e:
             await self._render_form(claims, token, status=e.status, error=e.message)
             return
-        self.authenticator.audit.record(
-            "link.use", name, target=name, address=self.client_address(), purpose=claims.purpose
+        address = self.client_address()
+        await self.run(
+            self.core.audit.record, "link.use", name, name, address, purpose=claims.purpose
         )
         await self.render_page("annotations_password_set.html", account_name=name)
 
     async def _usable_link(self, token: str) -> LinkClaims | None:
         """The link's claims, or None once a page saying why it is unusable is sent."""
         try:
-            return self.accounts.check_link(token)
+            return await self.run(self.accounts.check_link, token)
         except LinkError as e:
             await self.render_page(
                 "annotations_link_error.html", status=e.status, message=e.message
@@ -80,7 +81,7 @@ class ChangePasswordHandler(PageHandler):
         confirm = self.get_body_argument("confirm", "", strip=False)
         try:
             passwords.check_confirmed(new, confirm)
-            await self.authenticator.run_hashing(
+            await self.core.run_hashing(
                 self.accounts.change_password,
                 self.principal.name,
                 current,
@@ -92,5 +93,5 @@ class ChangePasswordHandler(PageHandler):
                 "annotations_change_password.html", status=e.status, error=e.message
             )
             return
-        self.audit("password.change", self.principal.name)
+        await self.audit("password.change", self.principal.name)
         await self.render_page("annotations_change_password.html", done=True)

@@ -70,7 +70,7 @@ def queries(store: Store) -> list[str]:
 @pytest.fixture
 def other(store: Store):
     """Another process's view of the same database (the CLI, a second hub)."""
-    second = Store(store.url)
+    second = Store(store.engine.url.render_as_string(hide_password=False))
     yield second
     second.dispose()
 
@@ -508,14 +508,15 @@ def test_the_hub_setting_reaches_both_caches(tmp_path, monkeypatch):
     try:
         default = make()
         assert default.access_cache_seconds == 2.0
-        assert default.tokens.cache.seconds == 2.0 and default.tokens.cache.enabled
-        assert default.project_service.cache.seconds == 2.0
-        assert default.tokens.cache is not default.project_service.cache
-        off = make(access_cache_seconds=0)
-        assert not off.tokens.cache.enabled and not off.project_service.cache.enabled
+        core = default.core
+        assert core.tokens.cache.seconds == 2.0 and core.tokens.cache.enabled
+        assert core.projects.cache.seconds == 2.0
+        assert core.tokens.cache is not core.projects.cache
+        off = make(access_cache_seconds=0).core
+        assert not off.tokens.cache.enabled and not off.projects.cache.enabled
         with pytest.raises(TraitError):
             make(access_cache_seconds=-1)
     finally:
         for auth in made:
-            if "store" in auth.__dict__:
-                auth.store.dispose()
+            if "core" in auth.__dict__:
+                auth.core.close()

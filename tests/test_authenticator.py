@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import configparser
 import logging
 import re
 import stat
+from collections.abc import Coroutine
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from tornado import web
@@ -28,6 +31,11 @@ def handler(address: str = "127.0.0.1") -> SimpleNamespace:
     """A login request straight from ``address`` (no proxy in between)."""
     peer = SimpleNamespace(context=SimpleNamespace(address=(address, 40000)))
     return SimpleNamespace(request=SimpleNamespace(headers={}, connection=peer))
+
+
+def run(hook: Coroutine) -> Any:
+    """Await one of the Authenticator's async hooks from a plain test."""
+    return asyncio.run(hook)
 
 
 def user(name: str) -> SimpleNamespace:
@@ -55,8 +63,8 @@ def make_auth(tmp_path: Path, monkeypatch):
 
     yield make
     for auth in made:
-        if "store" in auth.__dict__:  # built on first use only
-            auth.store.dispose()
+        if "core" in auth.__dict__:  # built on first use only
+            auth.core.close()
 
 
 @pytest.fixture
@@ -68,8 +76,8 @@ def auth(make_auth) -> AnnotationAuthenticator:
 
 
 def with_password(auth: AnnotationAuthenticator, name: str, password: str = BOB_PASSWORD):
-    auth.add_user(user(name))
-    auth.accounts.use_link(auth.accounts.issue_link(name, "invite"), password)
+    auth.core.accounts.ensure(name)
+    auth.core.accounts.use_link(auth.core.accounts.issue_link(name, "invite"), password)
 
 
 # -- hub start -------------------------------------------------------------------
@@ -79,7 +87,7 @@ def test_check_allow_config_creates_the_first_admin_with_the_configured_password
     auth = make_auth()
     with caplog.at_level(logging.INFO):
         auth.check_allow_config()
-    account = auth.accounts.get("admin")
+    account = auth.core.accounts.get("admin")
     assert account.admin and account.active
     assert passwords.verify_password(account.password_hash, PASSWORD)
     assert "created admin 'admin' with the configured password" in caplog.text
@@ -89,15 +97,15 @@ def test_check_allow_config_creates_the_first_admin_with_the_configured_password
 def test_first_admin_name_is_configurable(make_auth):
     auth = make_auth(first_admin="boss")
     auth.check_allow_config()
-    assert auth.accounts.get("boss").admin
-    assert auth.accounts.get("admin") is None
+    assert auth.core.accounts.get("boss").admin
+    assert auth.core.accounts.get("admin") is None
 
 
 def test_restart_never_resets_the_first_admin_password(make_auth):
     make_auth().check_allow_config()
     again = make_auth(first_admin_password=BOB_PASSWORD)
     again.check_allow_config()
-    stored = again.accounts.get("admin").password_hash
+    stored = again.core.accounts.get("admin").password_hash
     assert passwords.verify_password(stored, PASSWORD)
     assert not passwords.verify_password(stored, BOB_PASSWORD)
 
@@ -109,7 +117,7 @@ def test_weak_first_admin_password_stops_the_hub_and_creates_nothing(make_auth, 
     assert e.value.code == 1
     assert "first_admin_password is not usable" in caplog.text
     assert "commonly used passwords" in caplog.text
-    assert auth.accounts.get("admin") is None
+    assert auth.core.accounts.get("admin") is None
 
 
 def test_first_admin_password_is_read_from_the_environment(make_auth, monkeypatch, tmp_path):
@@ -118,20 +126,20 @@ def test_first_admin_password_is_read_from_the_environment(make_auth, monkeypatc
     auth = AnnotationAuthenticator(db_url=db_url, link_secret="x" * 40)
     try:
         auth.check_allow_config()
-        stored = auth.accounts.get("admin").password_hash
+        stored = auth.core.accounts.get("admin").password_hash
         assert passwords.verify_password(stored, BOB_PASSWORD)
     finally:
-        auth.store.dispose()
+        auth.core.store.dispose()
 
 
 def test_generated_link_secret_is_kept_in_a_private_file(make_auth, tmp_path):
     secret = tmp_path / "keys" / "link_secret"
     auth = make_auth(link_secret="", link_secret_file=str(secret))
-    token = auth.accounts.signer.issue("admin", "setup", 0, "stamp", 0)
+    token = auth.core.accounts.signer.issue("admin", "setup", 0, "stamp", 0)
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     # Another replica reading the same file verifies the link.
     other = make_auth(link_secret="", link_secret_file=str(secret))
-    assert other.accounts.signer.verify(token).name == "admin"
+    assert other.core.accounts.signer.verify(token).name == "admin"
 
 
 @pytest.mark.parametrize("length", [1, 31])
@@ -149,7 +157,7 @@ def test_short_link_secret_in_the_environment_is_refused_by_name(make_auth, monk
     monkeypatch.setenv("ANNOTATIONS_LINK_SECRET", "z" * 20)
     auth = make_auth(link_secret=None)
     with pytest.raises(TraitError) as e:
-        auth.accounts  # noqa: B018 - the key is read when the core is built
+        auth.core  # noqa: B018 - the key is read when the core is built
     message = str(e.value)
     assert "ANNOTATIONS_LINK_SECRET has 20 characters" in message
     assert "z" * 20 not in message
@@ -160,14 +168,17 @@ def test_link_secret_of_32_characters_from_the_environment_signs_links(make_auth
     auth = make_auth(link_secret=None)
     assert auth.link_secret == "z" * 32
     auth.check_allow_config()
-    assert auth.accounts.check_link(auth.accounts.invite_or_reset_link("admin")).name == "admin"
+    assert (
+        auth.core.accounts.check_link(auth.core.accounts.invite_or_reset_link("admin")).name
+        == "admin"
+    )
 
 
 def test_first_admin_is_lower_cased(make_auth):
     auth = make_auth(first_admin="Boss")
     assert auth.first_admin == "boss"
     auth.check_allow_config()
-    assert auth.accounts.get("boss").admin
+    assert auth.core.accounts.get("boss").admin
 
 
 @pytest.mark.parametrize(
@@ -379,10 +390,10 @@ async def test_address_lockout_answers_429(make_auth):
 @pytest.mark.gen_test(timeout=30)
 async def test_deactivated_account_with_right_password_fails_like_a_wrong_one(auth):
     with_password(auth, "bob")
-    auth.accounts.set_active("bob", False)
+    auth.core.accounts.set_active("bob", False)
     for password in (BOB_PASSWORD, WRONG):
         assert await auth.authenticate(handler(), {"username": "bob", "password": password}) is None
-    actions = [e.action for e in auth.audit.page(target="bob", action="login")[0]]
+    actions = [e.action for e in auth.core.audit.page(target="bob", action="login")[0]]
     assert actions == ["login.failure", "login.deactivated"]  # newest first
 
 
@@ -400,61 +411,61 @@ def test_validate_username_accepts_person_names(auth, name):
 
 
 def test_check_allowed_only_for_active_accounts(auth):
-    auth.add_user(user("bob"))
-    assert auth.check_allowed("admin") is True
-    assert auth.check_allowed("bob") is True
-    assert auth.check_allowed("ghost") is False
-    auth.accounts.set_active("bob", False)
-    assert auth.check_allowed("bob") is False
+    run(auth.add_user(user("bob")))
+    assert run(auth.check_allowed("admin")) is True
+    assert run(auth.check_allowed("bob")) is True
+    assert run(auth.check_allowed("ghost")) is False
+    auth.core.accounts.set_active("bob", False)
+    assert run(auth.check_allowed("bob")) is False
 
 
 def test_add_user_creates_a_password_less_account_once(auth):
-    auth.add_user(user("bob"))
-    first = auth.accounts.get("bob")
+    run(auth.add_user(user("bob")))
+    first = auth.core.accounts.get("bob")
     assert first.password_hash is None and not first.admin
-    auth.add_user(user("bob"))
-    assert auth.accounts.get("bob").id == first.id
+    run(auth.add_user(user("bob")))
+    assert auth.core.accounts.get("bob").id == first.id
 
 
 def test_add_user_keeps_an_existing_password_and_deactivation(auth):
     with_password(auth, "bob")
-    auth.accounts.set_active("bob", False)
-    auth.add_user(user("bob"))
-    account = auth.accounts.get("bob")
+    auth.core.accounts.set_active("bob", False)
+    run(auth.add_user(user("bob")))
+    account = auth.core.accounts.get("bob")
     assert account.active is False
     assert passwords.verify_password(account.password_hash, BOB_PASSWORD)
 
 
 def test_add_user_refuses_an_invalid_name_and_creates_nothing(auth):
     with pytest.raises(ValueError, match="Invalid username"):
-        auth.add_user(user("svc:x"))
-    assert auth.accounts.get("svc:x") is None
+        run(auth.add_user(user("svc:x")))
+    assert auth.core.accounts.get("svc:x") is None
 
 
 def test_delete_user_removes_the_account(auth):
-    auth.add_user(user("bob"))
-    auth.delete_user(user("bob"))
-    assert auth.accounts.get("bob") is None
-    auth.delete_user(user("bob"))  # already gone: no error
+    run(auth.add_user(user("bob")))
+    run(auth.delete_user(user("bob")))
+    assert auth.core.accounts.get("bob") is None
+    run(auth.delete_user(user("bob")))  # already gone: no error
 
 
 @pytest.mark.gen_test(timeout=30)
 async def test_refresh_user_keeps_an_active_account(auth):
-    auth.add_user(user("bob"))
+    await auth.add_user(user("bob"))
     assert await auth.refresh_user(user("bob")) == {"admin": False}
 
 
 @pytest.mark.gen_test(timeout=30)
 async def test_refresh_user_logs_out_a_deactivated_account(auth):
-    auth.add_user(user("bob"))
-    auth.accounts.set_active("bob", False)
+    await auth.add_user(user("bob"))
+    auth.core.accounts.set_active("bob", False)
     assert await auth.refresh_user(user("bob")) is False
 
 
 @pytest.mark.gen_test(timeout=30)
 async def test_refresh_user_logs_out_a_deleted_account(auth):
-    auth.add_user(user("bob"))
-    auth.delete_user(user("bob"))
+    await auth.add_user(user("bob"))
+    await auth.delete_user(user("bob"))
     assert await auth.refresh_user(user("bob")) is False
 
 
@@ -471,12 +482,12 @@ def spawner(name: str = "") -> SimpleNamespace:
 def test_a_user_at_the_token_cap_can_still_start_their_server(make_auth):
     auth = make_auth(inject_token_scopes=READ_WRITE, token_max_live_per_user=2)
     auth.check_allow_config()
-    auth.add_user(user("bob"))
+    run(auth.add_user(user("bob")))
     for name in ("laptop", "ci"):
-        auth.tokens.create(Principal(name="bob", admin=False), name)
+        auth.core.tokens.create(Principal(name="bob", admin=False), name)
     server = spawner()
-    auth.pre_spawn_start(user("bob"), server)
-    principal = auth.tokens.authenticate(server.environment["ANNOTATIONS_TOKEN"])
+    run(auth.pre_spawn_start(user("bob"), server))
+    principal = auth.core.tokens.authenticate(server.environment["ANNOTATIONS_TOKEN"])
     assert principal.name == "bob" and principal.scopes == set(READ_WRITE)
     api_url = server.environment["ANNOTATIONS_API_URL"]
     assert api_url == "http://127.0.0.1:8081/hub/annotations/api/"
@@ -485,16 +496,16 @@ def test_a_user_at_the_token_cap_can_still_start_their_server(make_auth):
 def test_a_server_with_a_long_name_gets_a_token_that_dies_at_its_stop(make_auth):
     auth = make_auth(inject_token_scopes=READ_WRITE)
     auth.check_allow_config()
-    auth.add_user(user("bob"))
+    run(auth.add_user(user("bob")))
     server = spawner("x" * 255)  # JupyterHub keeps names of up to 255 characters
-    auth.pre_spawn_start(user("bob"), server)
+    run(auth.pre_spawn_start(user("bob"), server))
     plaintext = server.environment["ANNOTATIONS_TOKEN"]
-    auth.tokens.authenticate(plaintext)
-    (listed,) = auth.tokens.listing("bob")
+    auth.core.tokens.authenticate(plaintext)
+    (listed,) = auth.core.tokens.listing("bob")
     assert len(listed.name) <= 100 and listed.name.startswith("server:xxx")
-    auth.post_spawn_stop(user("bob"), server)
+    run(auth.post_spawn_stop(user("bob"), server))
     with pytest.raises(Unauthenticated, match="revoked"):
-        auth.tokens.authenticate(plaintext)
+        auth.core.tokens.authenticate(plaintext)
 
 
 @pytest.mark.parametrize("scopes", [["users:manage"], ["annotations:read", "users:manage"]])
@@ -509,7 +520,9 @@ def test_inject_token_scopes_accepts_every_other_scope(make_auth):
     others = [s for s in SCOPES if s != "users:manage"]
     auth = make_auth(inject_token_scopes=others)
     auth.check_allow_config()
-    auth.add_user(user("bob"))  # no hub admin: the spawn must not fail
+    run(auth.add_user(user("bob")))  # no hub admin: the spawn must not fail
     server = spawner()
-    auth.pre_spawn_start(user("bob"), server)
-    assert auth.tokens.authenticate(server.environment["ANNOTATIONS_TOKEN"]).scopes == set(others)
+    run(auth.pre_spawn_start(user("bob"), server))
+    assert auth.core.tokens.authenticate(server.environment["ANNOTATIONS_TOKEN"]).scopes == set(
+        others
+    )

@@ -374,7 +374,7 @@ def test_create_makes_the_creator_the_projects_admin(projects, accounts):
     view = projects.create("demo", {"description": "Demo", "share_annotations": True}, "alice")
     assert view == ProjectView("demo", "Demo", True, True, "admin")
     assert projects.members("demo") == [MemberView("alice", "admin", "api", show_others=True)]
-    assert projects.role_of("demo", "alice") == "admin"
+    assert projects.access("demo", "alice")[0] == "admin"
     assert projects.get("demo", "admin") == view
 
 
@@ -422,7 +422,7 @@ def test_delete_of_a_runtime_project_removes_it_and_its_memberships(projects, ac
     project_with(projects, accounts, "demo", alice="admin", bob="viewer")
     projects.delete("demo")
     assert not exists(projects, "demo")
-    assert projects.role_of("demo", "bob") is None
+    assert projects.access("demo", "bob")[0] is None
     assert projects.visible_to("bob", admin=False) == []
     with pytest.raises(NotFound):
         projects.get("demo", None)
@@ -444,7 +444,7 @@ def test_unknown_project_is_not_found_everywhere(projects, accounts):
         projects.set_member("nope", "alice", "viewer", granter_role="admin")
     with pytest.raises(NotFound):
         projects.remove_member("nope", "alice")
-    assert projects.role_of("nope", "alice") is None
+    assert projects.access("nope", "alice")[0] is None
 
 
 # -- members -------------------------------------------------------------------------
@@ -625,7 +625,7 @@ def test_deleting_an_account_removes_its_memberships_and_keeps_the_project(proje
     assert accounts.delete("bob") is True
     assert members(projects, "demo") == {"alice": ("admin", "api")}
     assert exists(projects, "demo") and exists(projects, "other")
-    assert projects.role_of("demo", "bob") is None
+    assert projects.access("demo", "bob")[0] is None
     # A new account of the same name starts with no memberships.
     accounts.create("bob")
     assert projects.visible_to("bob", admin=False) == []

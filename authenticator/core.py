@@ -1,0 +1,142 @@
+"""The composition root: everything the product does, built once from plain settings.
+
+`Core` holds the store, the domain services, their caches and the worker pools. The
+in-hub Authenticator builds it from its traits; handlers reach it through the Tornado
+application settings (`handlers.base.AnnotationHandler.core`). Nothing here imports
+Tornado or JupyterHub, and nothing is hashed at import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from .access_cache import AccessCache
+from .accounts import Accounts, FirstRun
+from .annotations import Annotations
+from .audit import Audit
+from .links import LinkSigner
+from .lockout import LockoutPolicy
+from .projects import Projects
+from .store import Store
+from .tokens import Tokens
+
+T = TypeVar("T")
+
+# Fewer threads than the engine's pool has connections (10), so none of them waits
+# for a connection; the logins' hashing threads use the rest.
+STORE_THREADS = 8
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What `Core` is built from: plain values, checked where they are configured (the
+    Authenticator's traits say what each one means and its bounds)."""
+
+    db_url: str
+    link_key: bytes
+    link_lifetime: timedelta
+    min_password_length: int
+    lockout_max_failures: int
+    lockout_max_address_failures: int
+    lockout_window: timedelta
+    admin_users: frozenset[str]
+    token_max_lifetime_days: int
+    token_max_live_per_user: int
+    access_cache_seconds: float
+    password_hash_threads: int
+    annotation_max_bytes: int
+    annotation_import_max_records: int
+    annotation_import_max_bytes: int
+    declared_projects: dict[str, dict]  # as `projects.parse_declared` returns them
+    trusted_proxy_hops: int
+
+
+@dataclass(frozen=True)
+class StartUp:
+    """What `Core.start` did, for the caller to log."""
+
+    first_admin: FirstRun | None
+    declared_accounts: list[str]
+
+
+class Core:
+    """The store, the domain services and the pools that run them off the event loop."""
+
+    def __init__(self, settings: Settings, log: logging.Logger) -> None:
+        self.settings = settings
+        self.log = log
+        self.store = Store(settings.db_url)
+        self.accounts = Accounts(
+            self.store,
+            LinkSigner(settings.link_key, settings.link_lifetime),
+            LockoutPolicy(
+                max_failures=settings.lockout_max_failures,
+                max_address_failures=settings.lockout_max_address_failures,
+                window=settings.lockout_window,
+            ),
+            min_password_length=settings.min_password_length,
+            admin_users=settings.admin_users,
+        )
+        self.tokens = Tokens(
+            self.store,
+            is_admin=self.accounts.is_admin,
+            max_lifetime_days=settings.token_max_lifetime_days,
+            max_live_per_user=settings.token_max_live_per_user,
+            cache=AccessCache(self.store, settings.access_cache_seconds),
+        )
+        self.projects = Projects(
+            self.store,
+            settings.declared_projects,
+            cache=AccessCache(self.store, settings.access_cache_seconds),
+        )
+        self.annotations = Annotations(
+            self.store,
+            is_admin=self.accounts.is_admin,
+            max_bytes=settings.annotation_max_bytes,
+            import_max_records=settings.annotation_import_max_records,
+        )
+        self.audit = Audit(self.store, log)
+        self._store_pool = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="store")
+        self._hash_pool = ThreadPoolExecutor(
+            settings.password_hash_threads, thread_name_prefix="argon2"
+        )
+
+    def start(
+        self, first_admin: str, first_admin_password: str | None, declare_projects: bool = True
+    ) -> StartUp:
+        """The start-up step, once per process before serving: migrations, the first
+        admin when there are no accounts, the projects declared in the config (unless
+        ``declare_projects`` is False). Under the store's start-up lock, so replicas
+        starting together take turns."""
+        with self.store.startup_lock():
+            self.store.migrate()
+            first = self.accounts.first_run(first_admin, first_admin_password)
+            if first is not None:
+                self.audit.record("user.create", None, first.name, admin=True, reason="first run")
+                if first.link_token:
+                    self.audit.record("link.issue", None, first.name, purpose="setup")
+            declared = self.projects.apply_declared() if declare_projects else []
+        return StartUp(first_admin=first, declared_accounts=declared)
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call ``fn``, which may use the store, in the store's threads: the event loop
+        never waits on a database, whether a server's round trip or SQLite's lock."""
+        call = functools.partial(fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._store_pool, call)
+
+    async def run_hashing(self, fn: Callable[..., T], *args: Any) -> T:
+        """Call ``fn``, which hashes or verifies a password, in the hashing threads
+        (`password_hash_threads`), so logins queue for their turn."""
+        return await asyncio.get_running_loop().run_in_executor(self._hash_pool, fn, *args)
+
+    def close(self) -> None:
+        self._store_pool.shutdown(wait=False)
+        self._hash_pool.shutdown(wait=False)
+        self.store.dispose()

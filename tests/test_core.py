@@ -1,0 +1,76 @@
+"""The composition root: built from settings, started once, calls off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from authenticator.auth import AnnotationAuthenticator
+from authenticator.models import Account
+from tests.hub import REPO
+
+# One process's start-up, as a hub or a replica does it; prints what it did.
+START = """
+import json, sys
+from authenticator.auth import AnnotationAuthenticator
+auth = AnnotationAuthenticator(db_url=sys.argv[1], link_secret="k" * 40)
+auth.projects = {"demo": {"members": {"admin": "admin", "alice": "annotator"}}}
+started = auth.core.start("admin", None)
+print(json.dumps({"first": started.first_admin is not None,
+                  "declared": started.declared_accounts}))
+"""
+
+
+def test_starts_at_once_on_one_fresh_database_take_turns(db_url):
+    """Four processes start together on an empty database: migrations run once, one
+    of them creates the first admin, none fails."""
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-c", START, db_url],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    results = []
+    for start in starts:
+        out, err = start.communicate(timeout=120)
+        assert start.returncode == 0, err
+        results.append(json.loads(out))
+    assert sum(r["first"] for r in results) == 1, results
+    assert sorted(name for r in results for name in r["declared"]) == ["alice"]
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            names = conn.execute(sa.select(Account.name).order_by(Account.name)).scalars()
+            assert list(names) == ["admin", "alice"]
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def auth_core(tmp_path):
+    auth = AnnotationAuthenticator(
+        db_url=f"sqlite:///{tmp_path / 'annotations.sqlite'}", link_secret="k" * 40
+    )
+    yield auth.core
+    auth.core.close()
+
+
+def test_run_calls_the_core_in_a_store_thread_never_on_the_loop(auth_core):
+    seen = []
+
+    def call(x: int) -> int:
+        seen.append(threading.current_thread().name)
+        return x + 1
+
+    assert asyncio.run(auth_core.run(call, 1)) == 2
+    assert seen and seen[0].startswith("store")

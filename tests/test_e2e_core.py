@@ -1,0 +1,47 @@
+"""End-to-end: the store never holds up the event loop (SPEC section 14)."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from authenticator.models import Base
+from tests.test_e2e_accounts import logged_in_admin
+from tests.test_e2e_hardening import mint
+
+pytestmark = pytest.mark.e2e
+
+API = "/hub/annotations/api/"
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_with_every_table_locked_the_hub_and_the_public_routes_keep_answering(hub, db_url):
+    admin = logged_in_admin(hub)
+    token = mint(admin, name="script", scopes=["annotations:read", "users:manage"])
+    auth = {"Authorization": f"Bearer {token}"}
+    engine = sa.create_engine(db_url)
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.connect() as locker, ThreadPoolExecutor(8) as pool:
+        locker.execute(sa.text(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE"))
+        # Requests that need the store: they wait for the lock, in the store's threads.
+        waiting = [
+            pool.submit(requests.get, f"{hub.url}{API}{path}", headers=auth, timeout=60)
+            for path in ("users", "me", "projects/demo/annotations", "audit") * 2
+        ]
+        time.sleep(1)
+        assert not any(w.done() for w in waiting)
+        # Meanwhile the hub's own API and our routes that need no store answer at once.
+        for url in (f"{hub.url}/hub/api/", f"{hub.url}{API}openapi.json", f"{hub.url}/hub/health"):
+            for _ in range(5):
+                started = time.perf_counter()
+                answer = requests.get(url, timeout=10)
+                seconds = time.perf_counter() - started
+                assert answer.status_code == 200, (url, answer.status_code)
+                assert seconds < 0.5, (url, seconds)
+        locker.rollback()  # the lock goes; every waiting request gets its answer
+        assert [w.result().status_code for w in waiting] == [200] * len(waiting)
+    engine.dispose()
