@@ -516,7 +516,7 @@ class AnnotationAuthenticator(Authenticator):
         `post_spawn_stop` is replaced.
         """
         if self.inject_token_scopes:
-            plaintext = await self.core.run(self._server_token, user.name, spawner.name)
+            plaintext = await self.core.act(self._server_token, user.name, spawner.name)
             spawner.environment["ANNOTATIONS_TOKEN"] = plaintext
             spawner.environment["ANNOTATIONS_API_URL"] = f"{spawner.hub.url}annotations/api/"
 
@@ -533,7 +533,7 @@ class AnnotationAuthenticator(Authenticator):
     async def post_spawn_stop(self, user, spawner) -> None:
         """Revoke the server's token: it lives exactly as long as the server."""
         if self.inject_token_scopes:
-            await self.core.run(self._revoke_server_token, user.name, spawner.name)
+            await self.core.act(self._revoke_server_token, user.name, spawner.name)
 
     def _revoke_server_token(self, name: str, server_name: str) -> None:
         token_name = server_token_name(server_name)
@@ -549,7 +549,7 @@ class AnnotationAuthenticator(Authenticator):
         then issues a link); never re-activates or changes an existing account.
         """
         super().add_user(user)
-        await self.core.run(self._ensure_account, user.name)
+        await self.core.act(self._ensure_account, user.name)
 
     def _ensure_account(self, name: str) -> None:
         if self.core.accounts.ensure(name):
@@ -561,7 +561,7 @@ class AnnotationAuthenticator(Authenticator):
         Refused (409, and the hub keeps the user) for the last active hub admin.
         """
         try:
-            await self.core.run(self._delete_account, user.name)
+            await self.core.act(self._delete_account, user.name)
         except Conflict as e:
             raise web.HTTPError(409, e.message) from None
         super().delete_user(user)

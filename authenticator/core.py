@@ -131,6 +131,16 @@ class Core:
         call = functools.partial(fn, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._store_pool, call)
 
+    async def act(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`run` for a user action: ``fn`` and everything it writes, audit records
+        included, is one transaction (`Store.action`), committed whole or not at all."""
+
+        def action() -> T:
+            with self.store.action():
+                return fn(*args, **kwargs)
+
+        return await self.run(action)
+
     async def run_hashing(self, fn: Callable[..., T], *args: Any) -> T:
         """Call ``fn``, which hashes or verifies a password, in the hashing threads
         (`password_hash_threads`), so logins queue for their turn."""

@@ -131,6 +131,8 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._generation = 0
         self._generation_lock = threading.Lock()  # writers run in threads too (logins)
+        # The session of the unit of work running on this thread, if any (`action`).
+        self._local = threading.local()
 
     @property
     def generation(self) -> int:
@@ -171,6 +173,30 @@ class Store:
         with self._generation_lock:
             self._generation += 1
 
+    def _unit(self) -> Session | None:
+        return getattr(self._local, "session", None)
+
+    @contextmanager
+    def action(self) -> Iterator[None]:
+        """One transaction for one user action: every `transaction`, `one_statement` and
+        `reading` on this thread inside it joins it, so the action and its audit records
+        commit together or not at all ("Nothing was written" is then true). Inner
+        transactions are savepoints: a conflict one of them catches undoes only its part.
+        """
+        if self._unit() is not None:
+            yield  # already inside one
+            return
+        try:
+            with _busy_is_unavailable(), self._sessions() as session, session.begin():
+                session.connection(execution_options={"readonly": False})
+                self._local.session = session
+                try:
+                    yield
+                finally:
+                    self._local.session = None
+        finally:
+            self._bump()  # the action may have changed who may do what
+
     @contextmanager
     def transaction(self, readonly: bool = False, changes_access: bool = True) -> Iterator[Session]:
         """One transaction: committed at the end, rolled back on any error.
@@ -183,7 +209,14 @@ class Store:
         ``changes_access=False`` only for writes that touch nothing that decides who
         may do what (accounts, memberships, projects, tokens other than their
         ``last_used_at``): annotations, for instance. Cached access facts then stay.
+
+        Inside an `action`, a savepoint of the action's transaction.
         """
+        unit = self._unit()
+        if unit is not None:
+            with unit.begin_nested():
+                yield unit
+            return
         try:
             with _busy_is_unavailable(), self._sessions() as session, session.begin():
                 session.connection(execution_options={"readonly": readonly})
@@ -211,6 +244,10 @@ class Store:
         up front (BEGIN IMMEDIATE), as every writer there does. No ORM, and `generation`
         is left alone: use `transaction` for anything that changes who may do what.
         """
+        unit = self._unit()
+        if unit is not None:
+            yield unit.connection()  # part of the action: atomic with the rest of it
+            return
         with _busy_is_unavailable():
             if self.waits_on_network:
                 autocommit = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
@@ -227,6 +264,10 @@ class Store:
         Each statement sees a consistent snapshot of its own; use `transaction` when
         several reads must agree with each other or anything is written.
         """
+        unit = self._unit()
+        if unit is not None:
+            yield unit.connection()  # sees what the action wrote so far
+            return
         options = {"bare_read": True}
         if self.engine.dialect.name != "sqlite":
             # No BEGIN/ROLLBACK round trips (SQLite's are skipped in _sqlite_begin, and

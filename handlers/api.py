@@ -100,7 +100,7 @@ class UsersHandler(UserAPIHandler):
             self.record("link.issue", account.name, purpose="invite")
             return account, token
 
-        account, token = await self.run(create)
+        account, token = await self.act(create)
         payload = self.user_json(account, token)
         payload.setdefault("link", None)
         no_store(self)
@@ -125,7 +125,7 @@ class UserHandler(UserAPIHandler):
                 self.record("link.revoke", name, reason="deactivated")
             return account
 
-        self.write_json(self.user_json(await self.run(update)))
+        self.write_json(self.user_json(await self.act(update)))
 
     @requires(USERS_MANAGE)
     async def delete(self, name: str) -> None:
@@ -133,15 +133,17 @@ class UserHandler(UserAPIHandler):
         user = self.find_user(name)
         if user is not None and (hub_compat.stop_pending(user.spawner) or user.running):
             raise web.HTTPError(409, f"Stop {name!r}'s server first, then delete them.")
-        # Refused (409) for a last admin; the hub user stays.
-        await self.run(self.accounts.delete, name)
+        def delete() -> None:
+            self.accounts.delete(name)  # refused (409) for a last admin; the hub user stays
+            self.record("user.delete", name)
+
+        await self.act(delete)
         if user is not None:
             # As JupyterHub's own DELETE /hub/api/users/{name} does, so the hub does not
             # re-create the account for a hub user left behind at its next start.
             await maybe_future(self.authenticator.delete_user(user))
             await user.delete_spawners()
             self.users.delete(user)
-        await self.audit("user.delete", name)
         self.set_status(204)
         self.finish()
 
@@ -157,7 +159,7 @@ class UserLinkHandler(UserAPIHandler):
             self.record("link.issue", name)
             return self.require_account(name), token
 
-        account, token = await self.run(issue)
+        account, token = await self.act(issue)
         no_store(self)
         self.write_json(self.user_json(account, token), status=201)
 
@@ -167,7 +169,7 @@ class UserLinkHandler(UserAPIHandler):
             self.accounts.revoke_links(name)
             self.record("link.revoke", name, reason="revoked")
 
-        await self.run(revoke)
+        await self.act(revoke)
         self.set_status(204)
         self.finish()
 
@@ -192,7 +194,7 @@ class ProjectsHandler(APIHandler):
             self.record("project.create", slug, **body)
             return view
 
-        self.write_json((await self.run(create)).as_json(), status=201)
+        self.write_json((await self.act(create)).as_json(), status=201)
 
 
 class ProjectHandler(APIHandler):
@@ -214,7 +216,7 @@ class ProjectHandler(APIHandler):
             self.record("project.update", slug, **body)
             return view
 
-        self.write_json((await self.run(update)).as_json())
+        self.write_json((await self.act(update)).as_json())
 
     @requires(PROJECT_DELETE)
     async def delete(self, slug: str) -> None:
@@ -222,7 +224,7 @@ class ProjectHandler(APIHandler):
             self.projects.delete(slug)
             self.record("project.delete", slug)
 
-        await self.run(delete)
+        await self.act(delete)
         self.set_status(204)
         self.finish()
 
@@ -256,7 +258,7 @@ class MemberHandler(APIHandler):
             self.projects.set_show_others(slug, name, show, caller=self.principal.name)
             return self.member(slug, name)
 
-        self.write_json((await self.run(change)).as_json())
+        self.write_json((await self.act(change)).as_json())
 
     @requires(PROJECT_MANAGE)
     async def put(self, slug: str, name: str) -> None:
@@ -267,7 +269,7 @@ class MemberHandler(APIHandler):
             self.record("member.set", name, project=slug, role=role)
             return created, self.member(slug, name)
 
-        created, member = await self.run(grant)
+        created, member = await self.act(grant)
         self.write_json(member.as_json(), status=201 if created else 200)
 
     @requires(PROJECT_MANAGE)
@@ -276,7 +278,7 @@ class MemberHandler(APIHandler):
             self.projects.remove_member(slug, name)
             self.record("member.remove", name, project=slug)
 
-        await self.run(remove)
+        await self.act(remove)
         self.set_status(204)
         self.finish()
 
@@ -332,7 +334,7 @@ class TokensHandler(APIHandler):
             self.record("token.create", view.owner, id=view.id, name=view.name, scopes=view.scopes)
             return plaintext, view
 
-        plaintext, view = await self.run(create)
+        plaintext, view = await self.act(create)
         no_store(self)
         self.write_json({**view.as_json(), "token": plaintext}, status=201)
 
@@ -349,7 +351,7 @@ class TokenHandler(APIHandler):
             owner = self.core.tokens.revoke(int(token_id), self.principal)
             self.record("token.revoke", owner, id=int(token_id))
 
-        await self.run(revoke)
+        await self.act(revoke)
         self.set_status(204)
         self.finish()
 
@@ -368,7 +370,7 @@ class CurrentTokenHandler(APIHandler):
             self.core.tokens.revoke(self.principal.token_id, self.principal)
             self.record("token.revoke", self.principal.name, id=self.principal.token_id)
 
-        await self.run(revoke)
+        await self.act(revoke)
         self.set_status(204)
         self.finish()
 

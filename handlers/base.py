@@ -297,6 +297,11 @@ class AnnotationHandler(BaseHandler):
         """Call the core off the event loop (`Core.run`): the one way handlers do."""
         return await self.core.run(fn, *args, **kwargs)
 
+    async def act(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`run` for a change: ``fn`` with its audit records (`record`) is one
+        transaction (`Core.act`)."""
+        return await self.core.act(fn, *args, **kwargs)
+
     async def prepare(self) -> None:
         """Decide on the request from its headers, before any of its body is read."""
         try:
@@ -396,7 +401,7 @@ class AnnotationHandler(BaseHandler):
 
     def record(self, action: str, target: str | None = None, **details: object) -> None:
         """Record a security event done by this request's principal (and log it), in the
-        store's threads: within the action's own call to `run`."""
+        store's threads: within the action's own call to `act`, so both commit together."""
         actor = self.principal.name if self.principal is not None else None
         address = self.client_address()
         self.core.audit.record(action, actor, target=target, address=address, **details)

@@ -61,13 +61,13 @@ class UsersPage(PageHandler):
         try:
             if action not in actions:
                 raise InvalidInput(f"Unknown action {action!r}.")
-            message, link = await self.run(actions[action])
+            message, link = await self.act(actions[action])
         except AnnotationError as e:
             await self.show(status=e.status, error=e.message)
             return
         await self.show(message=message, link=link)
 
-    # The actions run in the store's threads (`run`), their audit records with them.
+    # The actions run in the store's threads (`act`), their audit records with them.
 
     def create(self, name: str, admin: bool) -> tuple[str, str | None]:
         account = self.accounts.create(name, admin=admin)
@@ -122,7 +122,7 @@ class ProjectsPage(ProjectFormMixin, PageHandler):
             self.record("project.create", slug, **settings)
 
         try:
-            await self.run(create)
+            await self.act(create)
         except AnnotationError as e:
             await self.show(status=e.status, error=e.message)
             return
@@ -148,13 +148,13 @@ class ProjectPage(ProjectFormMixin, PageHandler):
     @requires(PROJECT_MANAGE)
     async def post(self, slug: str) -> None:
         try:
-            message = await self.run(self.act, slug, self.get_body_argument("action", ""))
+            message = await self.act(self.apply, slug, self.get_body_argument("action", ""))
         except AnnotationError as e:
             await self.show(slug, status=e.status, error=e.message)
             return
         await self.show(slug, message=message)
 
-    def act(self, slug: str, action: str) -> str:
+    def apply(self, slug: str, action: str) -> str:
         """The form's action, in the store's threads; what to tell the user."""
         name = normalize(self.get_body_argument("name", ""))
         if action == "settings":
@@ -218,7 +218,7 @@ class TokensPage(PageHandler):
             if action == "create":
                 form = self.create_form()
                 try:
-                    plaintext, view = await self.run(self.create, form)
+                    plaintext, view = await self.act(self.create, form)
                 except AnnotationError as e:
                     # Keep what was typed, so one mistake does not mean starting over.
                     await self.show(status=e.status, error=e.message, form=form)
@@ -230,7 +230,7 @@ class TokensPage(PageHandler):
                 return
             if action != "revoke":
                 raise InvalidInput(f"Unknown action {action!r}: use create or revoke.")
-            message = await self.run(self.revoke, self.token_id())
+            message = await self.act(self.revoke, self.token_id())
         except AnnotationError as e:
             await self.show(status=e.status, error=e.message)
             return

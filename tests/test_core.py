@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import subprocess
 import sys
 import threading
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from authenticator.accounts import Accounts
+from authenticator.audit import Audit
 from authenticator.auth import AnnotationAuthenticator
+from authenticator.errors import Conflict, Unavailable
+from authenticator.links import LinkSigner
+from authenticator.lockout import LockoutPolicy
 from authenticator.models import Account
 from tests.hub import REPO
 
@@ -74,3 +81,21 @@ def test_run_calls_the_core_in_a_store_thread_never_on_the_loop(auth_core):
 
     assert asyncio.run(auth_core.run(call, 1)) == 2
     assert seen and seen[0].startswith("store")
+
+
+def test_an_action_commits_whole_or_not_at_all(store):
+    accounts = Accounts(store, LinkSigner(b"k" * 32, timedelta(hours=1)), LockoutPolicy())
+    audit = Audit(store, logging.getLogger("test"))
+    with pytest.raises(Unavailable), store.action():
+        accounts.create("carol")
+        audit.record("user.create", "admin", "carol")
+        raise Unavailable("gone")
+    assert accounts.get("carol") is None and audit.page(target="carol")[0] == []
+    with store.action():
+        accounts.create("dave")
+        # A conflict caught inside the action undoes only its own part (a savepoint).
+        with pytest.raises(Conflict):
+            accounts.create("dave")
+        audit.record("user.create", "admin", "dave")
+    assert accounts.get("dave") is not None
+    assert [e.action for e in audit.page(target="dave")[0]] == ["user.create"]

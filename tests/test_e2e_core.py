@@ -45,3 +45,29 @@ def test_with_every_table_locked_the_hub_and_the_public_routes_keep_answering(hu
         locker.rollback()  # the lock goes; every waiting request gets its answer
         assert [w.result().status_code for w in waiting] == [200] * len(waiting)
     engine.dispose()
+
+
+# A failure between the steps of POST users: after the account is created, before its
+# invitation link is issued (as a database that goes away mid-action would).
+FAIL_FOR_DOOMED = """
+from authenticator.accounts import Accounts
+from authenticator.errors import Unavailable
+_issue_link = Accounts.issue_link
+def _failing(self, name, purpose):
+    if name == "doomed":
+        raise Unavailable("The database went away: retry in a moment. Nothing was written.")
+    return _issue_link(self, name, purpose)
+Accounts.issue_link = _failing
+"""
+
+
+def test_an_action_that_fails_between_its_steps_writes_nothing(make_hub):
+    hub = make_hub(FAIL_FOR_DOOMED)
+    admin = logged_in_admin(hub)
+    failed = admin.api("POST", "users", {"name": "doomed"})
+    assert failed.status_code == 503 and "Nothing was written" in failed.text
+    # True: no account, no audit record of a creation that did not happen.
+    assert admin.api("GET", "users/doomed").status_code == 404
+    events = admin.api("GET", "audit?target=doomed").json()["items"]
+    assert events == []
+    assert admin.api("POST", "users", {"name": "spared"}).status_code == 201
