@@ -13,10 +13,9 @@ from functools import cached_property
 from pathlib import Path
 
 from jupyterhub.auth import Authenticator
+from jupyterhub_annotations.handlers import hub_compat
 from tornado import web
 from traitlets import Dict, Float, Integer, List, TraitError, Unicode, default, validate
-
-from handlers import hub_compat
 
 from . import passwords, redact, usernames
 from .accounts import Deactivated
@@ -437,7 +436,10 @@ class AnnotationAuthenticator(Authenticator):
                 )
 
     def get_handlers(self, app) -> list:
-        from handlers import CORE_SETTING, default_handlers  # handlers import the core
+        from jupyterhub_annotations.handlers import (  # handlers import the core
+            CORE_SETTING,
+            default_handlers,
+        )
 
         hub_compat.add_template_path(app.tornado_settings, str(share_dir() / "templates"))
         # Handlers reach the core through the application's settings, built just before.
@@ -457,7 +459,9 @@ class AnnotationAuthenticator(Authenticator):
 
     async def authenticate(self, handler, data: dict) -> dict | None:
         """Check the login form; None means the generic "Invalid username or password"."""
-        from handlers.base import request_address  # handlers import the core, not vice versa
+        from jupyterhub_annotations.handlers.base import (
+            request_address,  # handlers import the core, not vice versa
+        )
 
         core = self.core
         name = self.normalize_username(data.get("username") or "")

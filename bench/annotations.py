@@ -39,9 +39,9 @@ from pathlib import Path
 
 import requests
 import sqlalchemy as sa
+from jupyterhub_annotations.authenticator.models import Account, Annotation, Project, utcnow
+from jupyterhub_annotations.authenticator.store import Store
 
-from authenticator.models import Account, Annotation, Project, utcnow
-from authenticator.store import Store
 from bench.common import (
     ADMIN,
     CONNECTIONS,

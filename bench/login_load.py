@@ -25,7 +25,7 @@ LOGIN_CLIENTS = 20
 
 
 def make_accounts(hub: Hub, names: list[str]) -> None:
-    from authenticator.cli import load_authenticator
+    from jupyterhub_annotations.authenticator.cli import load_authenticator
 
     accounts = load_authenticator(str(hub.config)).core.accounts
     for name in names:

@@ -32,9 +32,9 @@ import uuid
 from datetime import timedelta
 
 import sqlalchemy as sa
+from jupyterhub_annotations.authenticator.models import Account, Token, utcnow
+from jupyterhub_annotations.authenticator.store import make_engine
 
-from authenticator.models import Account, Token, utcnow
-from authenticator.store import make_engine
 from bench.common import (
     CONNECTIONS,
     DURATION,

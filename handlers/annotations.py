@@ -9,13 +9,17 @@ from __future__ import annotations
 import json
 import re
 
+from jupyterhub_annotations.authenticator.annotations import (
+    PAGE_SIZE,
+    Annotations,
+    AnnotationView,
+    Page,
+)
+from jupyterhub_annotations.authenticator.errors import InvalidInput
+from jupyterhub_annotations.authenticator.metrics import ANNOTATION_WRITES
+from jupyterhub_annotations.authenticator.permissions import ANNOTATIONS_READ, ANNOTATIONS_WRITE
+from jupyterhub_annotations.authenticator.usernames import normalize
 from tornado.iostream import StreamClosedError
-
-from authenticator.annotations import PAGE_SIZE, Annotations, AnnotationView, Page
-from authenticator.errors import InvalidInput
-from authenticator.metrics import ANNOTATION_WRITES
-from authenticator.permissions import ANNOTATIONS_READ, ANNOTATIONS_WRITE
-from authenticator.usernames import normalize
 
 from .base import APIHandler, requires
 

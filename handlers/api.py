@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from jupyterhub.utils import maybe_future
-from tornado import web
-
-from authenticator.audit import PAGE_SIZE as AUDIT_PAGE_SIZE
-from authenticator.errors import InvalidInput, NotFound
-from authenticator.links import link_url
-from authenticator.models import Account
-from authenticator.permissions import (
+from jupyterhub_annotations.authenticator.audit import PAGE_SIZE as AUDIT_PAGE_SIZE
+from jupyterhub_annotations.authenticator.errors import InvalidInput, NotFound
+from jupyterhub_annotations.authenticator.links import link_url
+from jupyterhub_annotations.authenticator.models import Account
+from jupyterhub_annotations.authenticator.permissions import (
     AUTHENTICATED,
     MEMBER_SELF,
     PROJECT_DELETE,
@@ -21,9 +19,10 @@ from authenticator.permissions import (
     TOKENS_MANAGE,
     USERS_MANAGE,
 )
-from authenticator.projects import SETTING_TYPES
-from authenticator.tokens import check_may_manage_others
-from authenticator.usernames import normalize
+from jupyterhub_annotations.authenticator.projects import SETTING_TYPES
+from jupyterhub_annotations.authenticator.tokens import check_may_manage_others
+from jupyterhub_annotations.authenticator.usernames import normalize
+from tornado import web
 
 from . import hub_compat
 from .base import APIHandler, no_store, requires

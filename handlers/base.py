@@ -16,25 +16,22 @@ from http.client import responses
 from typing import Any, TypeVar
 
 from jupyterhub.handlers import BaseHandler
-from tornado import httputil, web
-from tornado.httputil import url_concat
-
-from authenticator.accounts import Accounts
-from authenticator.addresses import client_address
-from authenticator.core import Core
-from authenticator.errors import (
+from jupyterhub_annotations.authenticator.accounts import Accounts
+from jupyterhub_annotations.authenticator.addresses import client_address
+from jupyterhub_annotations.authenticator.core import Core
+from jupyterhub_annotations.authenticator.errors import (
     AnnotationError,
     InvalidInput,
     TooLarge,
     Unauthenticated,
     UnsupportedMediaType,
 )
-from authenticator.metrics import (
+from jupyterhub_annotations.authenticator.metrics import (
     CONFLICTS,
     REQUEST_SECONDS,
     TOKEN_AUTHENTICATIONS,
 )
-from authenticator.permissions import (
+from jupyterhub_annotations.authenticator.permissions import (
     PROJECT_PERMISSIONS,
     PUBLIC,
     Principal,
@@ -42,10 +39,12 @@ from authenticator.permissions import (
     check_declaration,
     effective_role,
 )
-from authenticator.projects import Projects
-from authenticator.redact import redact, without_secret_params
-from authenticator.tokens import PREFIX as TOKEN_PREFIX
-from authenticator.usernames import normalize
+from jupyterhub_annotations.authenticator.projects import Projects
+from jupyterhub_annotations.authenticator.redact import redact, without_secret_params
+from jupyterhub_annotations.authenticator.tokens import PREFIX as TOKEN_PREFIX
+from jupyterhub_annotations.authenticator.usernames import normalize
+from tornado import httputil, web
+from tornado.httputil import url_concat
 
 from . import hub_compat
 

@@ -6,9 +6,8 @@ import json
 from functools import cache
 
 import yaml
-
-from authenticator.paths import share_dir
-from authenticator.permissions import PUBLIC
+from jupyterhub_annotations.authenticator.paths import share_dir
+from jupyterhub_annotations.authenticator.permissions import PUBLIC
 
 from .base import APIHandler, requires
 

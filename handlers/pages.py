@@ -5,12 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from tornado.httputil import url_concat
-
-from authenticator.audit import ACTIONS
-from authenticator.errors import AnnotationError, Forbidden, InvalidInput
-from authenticator.links import link_url
-from authenticator.permissions import (
+from jupyterhub_annotations.authenticator.audit import ACTIONS
+from jupyterhub_annotations.authenticator.errors import AnnotationError, Forbidden, InvalidInput
+from jupyterhub_annotations.authenticator.links import link_url
+from jupyterhub_annotations.authenticator.permissions import (
     AUTHENTICATED,
     PROJECT_MANAGE,
     PROJECT_READ,
@@ -19,9 +17,14 @@ from authenticator.permissions import (
     TOKENS_MANAGE,
     USERS_MANAGE,
 )
-from authenticator.projects import SETTINGS
-from authenticator.tokens import DEFAULT_SCOPES, TokenView, check_may_manage_others
-from authenticator.usernames import SERVICE_PREFIX, normalize
+from jupyterhub_annotations.authenticator.projects import SETTINGS
+from jupyterhub_annotations.authenticator.tokens import (
+    DEFAULT_SCOPES,
+    TokenView,
+    check_may_manage_others,
+)
+from jupyterhub_annotations.authenticator.usernames import SERVICE_PREFIX, normalize
+from tornado.httputil import url_concat
 
 from .api import audit_filters
 from .base import PageHandler, no_store, requires

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from authenticator import passwords
-from authenticator.errors import AnnotationError, LinkError
-from authenticator.links import LinkClaims
-from authenticator.permissions import AUTHENTICATED, PUBLIC
+from jupyterhub_annotations.authenticator import passwords
+from jupyterhub_annotations.authenticator.errors import AnnotationError, LinkError
+from jupyterhub_annotations.authenticator.links import LinkClaims
+from jupyterhub_annotations.authenticator.permissions import AUTHENTICATED, PUBLIC
 
 from .base import PageHandler, no_store, requires
 

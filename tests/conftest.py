@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from jupyterhub_annotations.authenticator.store import Store
 
-from authenticator.store import Store
 from tests.hub import REPO, Hub
 
 PG_URL = os.environ.get(

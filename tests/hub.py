@@ -17,9 +17,8 @@ import time
 from pathlib import Path
 
 import requests
-
-from authenticator.errors import Unauthenticated
-from authenticator.tokens import digest_of
+from jupyterhub_annotations.authenticator.errors import Unauthenticated
+from jupyterhub_annotations.authenticator.tokens import digest_of
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACT_LOGS = REPO / "tests" / "artifacts" / "logs"

@@ -10,20 +10,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from jupyterhub_annotations.authenticator.access_cache import AccessCache
+from jupyterhub_annotations.authenticator.accounts import Accounts
+from jupyterhub_annotations.authenticator.auth import AnnotationAuthenticator
+from jupyterhub_annotations.authenticator.errors import Conflict, Unauthenticated
+from jupyterhub_annotations.authenticator.links import LinkSigner
+from jupyterhub_annotations.authenticator.lockout import LockoutPolicy
+from jupyterhub_annotations.authenticator.models import Account, Membership, Project, Token
+from jupyterhub_annotations.authenticator.permissions import Principal
+from jupyterhub_annotations.authenticator.projects import Projects
+from jupyterhub_annotations.authenticator.store import Store
+from jupyterhub_annotations.authenticator.tokens import Tokens, digest_of, generate
 from sqlalchemy import event, insert, select, update
 from traitlets import TraitError
-
-from authenticator.access_cache import AccessCache
-from authenticator.accounts import Accounts
-from authenticator.auth import AnnotationAuthenticator
-from authenticator.errors import Conflict, Unauthenticated
-from authenticator.links import LinkSigner
-from authenticator.lockout import LockoutPolicy
-from authenticator.models import Account, Membership, Project, Token
-from authenticator.permissions import Principal
-from authenticator.projects import Projects
-from authenticator.store import Store
-from authenticator.tokens import Tokens, digest_of, generate
 
 TTL = 2.0
 ROOT = Principal(name="root", admin=True)

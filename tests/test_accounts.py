@@ -9,11 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import argon2
 import pytest
-from sqlalchemy import func, inspect, select
-
-from authenticator import passwords
-from authenticator.accounts import Accounts, Deactivated, FirstRun
-from authenticator.errors import (
+from jupyterhub_annotations.authenticator import passwords
+from jupyterhub_annotations.authenticator.accounts import Accounts, Deactivated, FirstRun
+from jupyterhub_annotations.authenticator.errors import (
     AnnotationError,
     Forbidden,
     InvalidInput,
@@ -21,10 +19,11 @@ from authenticator.errors import (
     LockedOut,
     NotFound,
 )
-from authenticator.links import LinkSigner
-from authenticator.lockout import LockoutPolicy
-from authenticator.models import Account, LoginFailure
-from authenticator.store import Store
+from jupyterhub_annotations.authenticator.links import LinkSigner
+from jupyterhub_annotations.authenticator.lockout import LockoutPolicy
+from jupyterhub_annotations.authenticator.models import Account, LoginFailure
+from jupyterhub_annotations.authenticator.store import Store
+from sqlalchemy import func, inspect, select
 
 PASSWORD = "correct horse 4 annotations"
 NEW_PASSWORD = "battery staple 5 annotations"

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from authenticator.addresses import client_address
-from authenticator.redact import redact, without_secret_params
+from jupyterhub_annotations.authenticator.addresses import client_address
+from jupyterhub_annotations.authenticator.redact import redact, without_secret_params
 
 PROXY = "127.0.0.1"
 

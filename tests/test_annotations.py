@@ -17,10 +17,9 @@ from datetime import timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from authenticator import annotations as core
-from authenticator.accounts import Accounts
-from authenticator.annotations import (
+from jupyterhub_annotations.authenticator import annotations as core
+from jupyterhub_annotations.authenticator.accounts import Accounts
+from jupyterhub_annotations.authenticator.annotations import (
     PAGE_MAX,
     Annotations,
     check_item,
@@ -29,7 +28,7 @@ from authenticator.annotations import (
     encode_cursor,
     sees_others,
 )
-from authenticator.errors import (
+from jupyterhub_annotations.authenticator.errors import (
     Conflict,
     Forbidden,
     ImportConflict,
@@ -38,11 +37,11 @@ from authenticator.errors import (
     PreconditionFailed,
     TooLarge,
 )
-from authenticator.links import LinkSigner
-from authenticator.lockout import LockoutPolicy
-from authenticator.models import Account, Membership, Project
-from authenticator.projects import Projects
-from authenticator.store import Store
+from jupyterhub_annotations.authenticator.links import LinkSigner
+from jupyterhub_annotations.authenticator.lockout import LockoutPolicy
+from jupyterhub_annotations.authenticator.models import Account, Membership, Project
+from jupyterhub_annotations.authenticator.projects import Projects
+from jupyterhub_annotations.authenticator.store import Store
 
 SLUG = "demo"
 ITEM_ALPHABET = string.ascii_letters + string.digits + "._:-"

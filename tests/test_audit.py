@@ -9,12 +9,11 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from jupyterhub_annotations.authenticator.audit import ACTIONS, PAGE_MAX, PAGE_SIZE, Audit
+from jupyterhub_annotations.authenticator.errors import InvalidInput
+from jupyterhub_annotations.authenticator.models import AuditEvent
+from jupyterhub_annotations.authenticator.store import Store
 from sqlalchemy import delete, func, select
-
-from authenticator.audit import ACTIONS, PAGE_MAX, PAGE_SIZE, Audit
-from authenticator.errors import InvalidInput
-from authenticator.models import AuditEvent
-from authenticator.store import Store
 
 START = datetime(2026, 11, 25, 9, 0, 0, tzinfo=UTC)
 

@@ -13,13 +13,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from jupyterhub_annotations.authenticator import passwords
+from jupyterhub_annotations.authenticator.auth import AnnotationAuthenticator
+from jupyterhub_annotations.authenticator.errors import Unauthenticated
+from jupyterhub_annotations.authenticator.permissions import SCOPES, Principal
 from tornado import web
 from traitlets import Float, Integer, TraitError
 
-from authenticator import passwords
-from authenticator.auth import AnnotationAuthenticator
-from authenticator.errors import Unauthenticated
-from authenticator.permissions import SCOPES, Principal
 from tests.hub import REPO
 
 PASSWORD = "correct horse 4 annotations"

@@ -12,20 +12,20 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from jupyterhub_annotations.authenticator.accounts import Accounts
+from jupyterhub_annotations.authenticator.audit import Audit
+from jupyterhub_annotations.authenticator.auth import AnnotationAuthenticator
+from jupyterhub_annotations.authenticator.errors import Conflict, Unavailable
+from jupyterhub_annotations.authenticator.links import LinkSigner
+from jupyterhub_annotations.authenticator.lockout import LockoutPolicy
+from jupyterhub_annotations.authenticator.models import Account
 
-from authenticator.accounts import Accounts
-from authenticator.audit import Audit
-from authenticator.auth import AnnotationAuthenticator
-from authenticator.errors import Conflict, Unavailable
-from authenticator.links import LinkSigner
-from authenticator.lockout import LockoutPolicy
-from authenticator.models import Account
 from tests.hub import REPO
 
 # One process's start-up, as a hub or a replica does it; prints what it did.
 START = """
 import json, sys
-from authenticator.auth import AnnotationAuthenticator
+from jupyterhub_annotations.authenticator.auth import AnnotationAuthenticator
 auth = AnnotationAuthenticator(db_url=sys.argv[1], link_secret="k" * 40)
 auth.projects = {"demo": {"members": {"admin": "admin", "alice": "annotator"}}}
 started = auth.core.start("admin", None)

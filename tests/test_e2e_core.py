@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 import sqlalchemy as sa
+from jupyterhub_annotations.authenticator.models import Base
 
-from authenticator.models import Base
 from tests.test_e2e_accounts import logged_in_admin
 from tests.test_e2e_hardening import mint
 
@@ -50,8 +50,8 @@ def test_with_every_table_locked_the_hub_and_the_public_routes_keep_answering(hu
 # A failure between the steps of POST users: after the account is created, before its
 # invitation link is issued (as a database that goes away mid-action would).
 FAIL_FOR_DOOMED = """
-from authenticator.accounts import Accounts
-from authenticator.errors import Unavailable
+from jupyterhub_annotations.authenticator.accounts import Accounts
+from jupyterhub_annotations.authenticator.errors import Unavailable
 _issue_link = Accounts.issue_link
 def _failing(self, name, purpose):
     if name == "doomed":
@@ -71,3 +71,30 @@ def test_an_action_that_fails_between_its_steps_writes_nothing(make_hub):
     events = admin.api("GET", "audit?target=doomed").json()["items"]
     assert events == []
     assert admin.api("POST", "users", {"name": "spared"}).status_code == 201
+
+
+def test_an_export_streams_off_the_loop_while_the_hub_keeps_answering(hub):
+    """20,000 annotations exported as NDJSON while /hub/health is probed: the export
+    runs a page at a time in the store's threads, so the hub keeps answering."""
+    admin = logged_in_admin(hub)
+    token = mint(admin, name="export", scopes=["annotations:read", "annotations:write"])
+    auth = {"Authorization": f"Bearer {token}"}
+    records = [{"item": f"img-{i:05d}", "data": {"label": "cat"}} for i in range(10_000)]
+    for owner in ("admin", "alice"):
+        batch = {"annotations": [{**r, "owner": owner} for r in records]}
+        done = requests.post(
+            f"{hub.url}{API}projects/demo/annotations/import", json=batch, headers=auth, timeout=120
+        )
+        assert done.status_code == 200, done.text
+    url = f"{hub.url}{API}projects/demo/annotations?format=ndjson"
+    with ThreadPoolExecutor(1) as pool:
+        export = pool.submit(requests.get, url, headers=auth, timeout=120)
+        latencies = []
+        while not export.done():
+            started = time.perf_counter()
+            assert requests.get(f"{hub.url}/hub/health", timeout=10).status_code == 200
+            latencies.append(time.perf_counter() - started)
+            time.sleep(0.01)
+        lines = export.result().text.splitlines()
+    assert len(lines) == 20_000
+    assert latencies and max(latencies) < 0.5, max(latencies)

@@ -6,10 +6,10 @@ import re
 
 import pytest
 import requests
+from jupyterhub_annotations.authenticator.metrics import FAMILIES
+from jupyterhub_annotations.handlers import default_handlers
 from prometheus_client.parser import text_string_to_metric_families
 
-from authenticator.metrics import FAMILIES
-from handlers import default_handlers
 from tests.hub import Browser
 from tests.test_e2e_accounts import PASSWORD, logged_in_admin
 

@@ -19,13 +19,13 @@ from datetime import datetime, timedelta
 
 import pytest
 import requests
+from jupyterhub_annotations.authenticator.models import Token, utcnow
+from jupyterhub_annotations.authenticator.store import Store
+from jupyterhub_annotations.authenticator.tokens import generate
 from sqlalchemy import update
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from authenticator.models import Token, utcnow
-from authenticator.store import Store
-from authenticator.tokens import generate
 from tests.hub import Browser
 from tests.test_e2e_accounts import give_password, logged_in_admin
 from tests.test_e2e_projects import PASSWORDS, error, login, ok, people, runtime_project

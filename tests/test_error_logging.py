@@ -6,12 +6,12 @@ import io
 import logging
 from types import SimpleNamespace
 
+from jupyterhub_annotations.authenticator import redact
+from jupyterhub_annotations.authenticator.errors import InvalidInput
+from jupyterhub_annotations.authenticator.tokens import generate
+from jupyterhub_annotations.handlers.base import AnnotationHandler
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
-from authenticator import redact
-from authenticator.errors import InvalidInput
-from authenticator.tokens import generate
-from handlers.base import AnnotationHandler
 from tests.hub import Hub
 
 LINK_TOKEN = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0.c2lnbmF0dXJl"  # the shape of a link token

@@ -9,10 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
-
-from authenticator import links
-from authenticator.errors import LinkError
-from authenticator.links import AUDIENCE, LinkClaims, LinkSigner, load_or_create_secret
+from jupyterhub_annotations.authenticator import links
+from jupyterhub_annotations.authenticator.errors import LinkError
+from jupyterhub_annotations.authenticator.links import (
+    AUDIENCE,
+    LinkClaims,
+    LinkSigner,
+    load_or_create_secret,
+)
 
 KEY = b"k" * 32
 HOUR = timedelta(hours=1)

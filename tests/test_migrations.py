@@ -9,10 +9,9 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-
-from authenticator import passwords
-from authenticator.models import Base
-from authenticator.store import Store, alembic_config
+from jupyterhub_annotations.authenticator import passwords
+from jupyterhub_annotations.authenticator.models import Base
+from jupyterhub_annotations.authenticator.store import Store, alembic_config
 
 PASSWORD = "an old passphrase 1"
 

@@ -19,13 +19,13 @@ import pytest
 import requests
 import schemathesis
 import yaml
+from jupyterhub_annotations.authenticator.paths import share_dir
+from jupyterhub_annotations.authenticator.permissions import SCOPES
+from jupyterhub_annotations.authenticator.usernames import normalize
+from jupyterhub_annotations.handlers import default_handlers
+from jupyterhub_annotations.handlers.base import APINotFound, implemented_verbs
 from openapi_spec_validator import validate
 
-from authenticator.paths import share_dir
-from authenticator.permissions import SCOPES
-from authenticator.usernames import normalize
-from handlers import default_handlers
-from handlers.base import APINotFound, implemented_verbs
 from tests.conftest import PROXY, require
 from tests.hub import Browser, Hub
 from tests.test_e2e_accounts import give_password, logged_in_admin

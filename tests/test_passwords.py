@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argon2
 import pytest
-
-from authenticator import passwords
-from authenticator.errors import InvalidInput
+from jupyterhub_annotations.authenticator import passwords
+from jupyterhub_annotations.authenticator.errors import InvalidInput
 
 GOOD = "correct horse 4 annotations"
 

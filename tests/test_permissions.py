@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import pytest
-
-from authenticator.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
-from authenticator.permissions import (
+from jupyterhub_annotations.authenticator.errors import (
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+)
+from jupyterhub_annotations.authenticator.permissions import (
     PERMISSIONS,
     ROLES,
     Principal,

@@ -6,14 +6,18 @@ import threading
 from datetime import timedelta
 
 import pytest
-
-from authenticator.access_cache import AccessCache
-from authenticator.accounts import Accounts
-from authenticator.errors import Conflict, Forbidden, InvalidInput, NotFound
-from authenticator.links import LinkSigner
-from authenticator.lockout import LockoutPolicy
-from authenticator.projects import MemberView, Projects, ProjectView, parse_declared
-from authenticator.store import Store
+from jupyterhub_annotations.authenticator.access_cache import AccessCache
+from jupyterhub_annotations.authenticator.accounts import Accounts
+from jupyterhub_annotations.authenticator.errors import Conflict, Forbidden, InvalidInput, NotFound
+from jupyterhub_annotations.authenticator.links import LinkSigner
+from jupyterhub_annotations.authenticator.lockout import LockoutPolicy
+from jupyterhub_annotations.authenticator.projects import (
+    MemberView,
+    Projects,
+    ProjectView,
+    parse_declared,
+)
+from jupyterhub_annotations.authenticator.store import Store
 
 CONFIG = "jupyterhub_config.py"
 

@@ -12,13 +12,23 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from authenticator.annotations import Annotations, sees_others
-from authenticator.errors import AnnotationError, Forbidden, NotFound, Unauthenticated
-from authenticator.models import Account, Membership, Project
-from authenticator.permissions import PERMISSIONS, ROLES, SCOPES, Principal, authorize
-from authenticator.store import Store
-from authenticator.tokens import PREFIX, _checksum, digest_of
+from jupyterhub_annotations.authenticator.annotations import Annotations, sees_others
+from jupyterhub_annotations.authenticator.errors import (
+    AnnotationError,
+    Forbidden,
+    NotFound,
+    Unauthenticated,
+)
+from jupyterhub_annotations.authenticator.models import Account, Membership, Project
+from jupyterhub_annotations.authenticator.permissions import (
+    PERMISSIONS,
+    ROLES,
+    SCOPES,
+    Principal,
+    authorize,
+)
+from jupyterhub_annotations.authenticator.store import Store
+from jupyterhub_annotations.authenticator.tokens import PREFIX, _checksum, digest_of
 
 # No example database on disk: the repository does not ignore .hypothesis/.
 PROPERTY = settings(database=None, max_examples=500, deadline=None)

@@ -9,16 +9,16 @@ from __future__ import annotations
 import re
 
 import pytest
-
-from authenticator.permissions import (
+from jupyterhub_annotations.authenticator.permissions import (
     AUTHENTICATED,
     PERMISSIONS,
     PROJECT_PERMISSIONS,
     PUBLIC,
     TOKENS_MANAGE,
 )
-from handlers import default_handlers
-from handlers.base import APINotFound, declared_permission, implemented_verbs
+from jupyterhub_annotations.handlers import default_handlers
+from jupyterhub_annotations.handlers.base import APINotFound, declared_permission, implemented_verbs
+
 from tests.conftest import PROXY, require
 from tests.hub import Browser, Hub, form_fields
 from tests.test_e2e_accounts import PASSWORD, setup_admin

@@ -6,10 +6,9 @@ import sqlite3
 
 import pytest
 import sqlalchemy as sa
-
-from authenticator import store as store_module
-from authenticator.errors import Unavailable
-from authenticator.store import Store
+from jupyterhub_annotations.authenticator import store as store_module
+from jupyterhub_annotations.authenticator.errors import Unavailable
+from jupyterhub_annotations.authenticator.store import Store
 
 
 def backend_pid(store: Store) -> int:

@@ -9,18 +9,27 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, select, update
-
-from authenticator.access_cache import AccessCache
-from authenticator.accounts import Accounts
-from authenticator.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
-from authenticator.links import LinkSigner
-from authenticator.lockout import LockoutPolicy
-from authenticator.models import Token
-from authenticator.permissions import PERMISSIONS, SCOPES, Principal, authorize
-from authenticator.projects import Projects
-from authenticator.store import Store
-from authenticator.tokens import (
+from jupyterhub_annotations.authenticator.access_cache import AccessCache
+from jupyterhub_annotations.authenticator.accounts import Accounts
+from jupyterhub_annotations.authenticator.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+)
+from jupyterhub_annotations.authenticator.links import LinkSigner
+from jupyterhub_annotations.authenticator.lockout import LockoutPolicy
+from jupyterhub_annotations.authenticator.models import Token
+from jupyterhub_annotations.authenticator.permissions import (
+    PERMISSIONS,
+    SCOPES,
+    Principal,
+    authorize,
+)
+from jupyterhub_annotations.authenticator.projects import Projects
+from jupyterhub_annotations.authenticator.store import Store
+from jupyterhub_annotations.authenticator.tokens import (
     NAME_MAX,
     PREFIX,
     LastUsed,
@@ -29,6 +38,7 @@ from authenticator.tokens import (
     generate,
     server_token_name,
 )
+from sqlalchemy import event, select, update
 
 TOKEN = re.compile(r"anno_[0-9A-Za-z]{49}")
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

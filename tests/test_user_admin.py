@@ -7,12 +7,11 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-
-from authenticator.accounts import Accounts
-from authenticator.errors import Conflict, InvalidInput, LinkError, NotFound
-from authenticator.links import LinkSigner
-from authenticator.lockout import LockoutPolicy
-from authenticator.store import Store
+from jupyterhub_annotations.authenticator.accounts import Accounts
+from jupyterhub_annotations.authenticator.errors import Conflict, InvalidInput, LinkError, NotFound
+from jupyterhub_annotations.authenticator.links import LinkSigner
+from jupyterhub_annotations.authenticator.lockout import LockoutPolicy
+from jupyterhub_annotations.authenticator.store import Store
 
 PASSWORD = "correct horse 4 annotations"
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from authenticator import usernames
-from authenticator.errors import InvalidInput
+from jupyterhub_annotations.authenticator import usernames
+from jupyterhub_annotations.authenticator.errors import InvalidInput
 
 
 @pytest.mark.parametrize(

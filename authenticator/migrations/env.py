@@ -1,8 +1,7 @@
 """Alembic environment: runs on the engine the Store hands over."""
 
 from alembic import context
-
-from authenticator.models import Base
+from jupyterhub_annotations.authenticator.models import Base
 
 engine = context.config.attributes["engine"]
 

@@ -7,8 +7,7 @@ Create Date: 2026-11-25
 
 import sqlalchemy as sa
 from alembic import op
-
-from authenticator.models import UTCDateTime
+from jupyterhub_annotations.authenticator.models import UTCDateTime
 
 revision = "0003"
 down_revision = "0002"
