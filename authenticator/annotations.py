@@ -9,8 +9,6 @@ the other gets 412 with the current annotation.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -23,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from . import cursors
 from .errors import (
     Conflict,
     Forbidden,
@@ -111,24 +110,6 @@ class ImportResult:
 
     def as_json(self) -> dict:
         return {"imported": self.created + self.updated, **self.__dict__}
-
-
-def encode_cursor(item: str, owner: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([item, owner]).encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, TypeError, binascii.Error, RecursionError):
-        value = None
-    if (
-        isinstance(value, list)
-        and len(value) == 2
-        and all(isinstance(v, str) and "\x00" not in v for v in value)
-    ):
-        return value[0], value[1]
-    raise InvalidInput("The cursor is not one this API gave out: start again without it.")
 
 
 _RETURNED = (
@@ -337,7 +318,7 @@ class Annotations:
             check_item(item)
         if not 1 <= limit <= PAGE_MAX:
             raise InvalidInput(f"'limit' must be 1 to {PAGE_MAX}.")
-        after = decode_cursor(cursor) if cursor else None
+        after = cursors.decode(cursor, str, str) if cursor else None
         own_only = not self.reads_others(slug, reader, role)
         if own_only:
             if owner not in (None, reader):
@@ -351,7 +332,7 @@ class Annotations:
             rows = conn.execute(query, params).all()
         views = [_view(slug, row) for row in rows[:limit]]
         more = len(rows) > limit
-        return Page(views, encode_cursor(views[-1].item, views[-1].owner) if more else None)
+        return Page(views, cursors.encode(views[-1].item, views[-1].owner) if more else None)
 
     def pages(self, slug: str, reader: str, role: str | None, **filters) -> Iterator[list]:
         """Every page, one query each: an export holds one page in memory at a time."""

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import insert, select
 
+from . import cursors
 from .errors import InvalidInput
 from .metrics import LOGINS
 from .models import AuditEvent, utcnow
@@ -116,9 +117,8 @@ class Audit:
             raise InvalidInput(f"'limit' must be 1 to {PAGE_MAX}.")
         query = select(AuditEvent)
         if cursor is not None:
-            if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 9):
-                raise InvalidInput("The cursor is not one this API gave out: start without it.")
-            query = query.where(AuditEvent.id < int(cursor))
+            (before,) = cursors.decode(cursor, int)
+            query = query.where(AuditEvent.id < before)
         if actor is not None:
             query = query.where(AuditEvent.actor == actor)
         if target is not None:
@@ -134,7 +134,7 @@ class Audit:
             rows = s.scalars(query.order_by(AuditEvent.id.desc()).limit(limit + 1)).all()
             views = [_view(row) for row in rows[:limit]]
         more = len(rows) > limit
-        return views, str(views[-1].id) if more else None
+        return views, cursors.encode(views[-1].id) if more else None
 
 
 def _view(row: AuditEvent) -> EventView:

@@ -9,6 +9,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from jupyterhub_annotations.authenticator import cursors
 from jupyterhub_annotations.authenticator.audit import ACTIONS, PAGE_MAX, PAGE_SIZE, Audit
 from jupyterhub_annotations.authenticator.errors import InvalidInput
 from jupyterhub_annotations.authenticator.models import AuditEvent
@@ -174,7 +175,7 @@ def test_the_cursor_walks_every_event_exactly_once(audit, clock):
 def test_a_full_last_page_has_no_cursor(audit, clock):
     seed(audit, clock)
     first, cursor = audit.page(limit=5)
-    assert len(first) == 5 and cursor == str(first[-1].id)
+    assert len(first) == 5 and cursor == cursors.encode(first[-1].id)
     rest, cursor = audit.page(limit=4, cursor=cursor)
     assert len(rest) == 4 and cursor is None
 
@@ -206,7 +207,10 @@ def test_a_cursor_this_api_never_gave_out_is_invalid_input(audit, clock):
     seed(audit, clock)
     # Unicode digits ("²" is a digit to str.isdigit, not to int) and ids beyond any the
     # database holds (an INTEGER column: out of range on PostgreSQL, SQLite overflows).
-    for cursor in [*NOT_CURSORS, "9" * 23, "9" * 5000]:
+    # Cursors of the one format, but not of this list: another list's key, an id out of
+    # range, a boolean.
+    others = [cursors.encode("a", "b"), cursors.encode(2**31), cursors.encode(-1)]
+    for cursor in [*NOT_CURSORS, "9" * 23, "9" * 5000, *others, cursors.encode(True)]:
         with pytest.raises(InvalidInput, match="cursor"):
             audit.page(cursor=cursor)
 
@@ -215,7 +219,7 @@ def test_an_empty_cursor_string_is_invalid_but_a_past_the_end_one_is_an_empty_pa
     seed(audit, clock)
     with pytest.raises(InvalidInput):
         audit.page(cursor="")
-    assert audit.page(cursor="1") == ([], None)  # nothing older than the first event
+    assert audit.page(cursor=cursors.encode(1)) == ([], None)  # nothing older than the first
 
 
 # -- filters ----------------------------------------------------------------------------
