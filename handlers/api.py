@@ -116,15 +116,7 @@ class UserHandler(UserAPIHandler):
     @requires(USERS_MANAGE)
     async def patch(self, name: str) -> None:
         body = await self.json_object({"admin": bool, "active": bool})
-
-        def update() -> Account:
-            account = self.accounts.update(name, **body)
-            self.record("user.update", name, **body)
-            if body.get("active") is False:
-                self.record("link.revoke", name, reason="deactivated")
-            return account
-
-        self.write_json(self.user_json(await self.act(update)))
+        self.write_json(self.user_json(await self.act(self.update_account, name, **body)))
 
     @requires(USERS_MANAGE)
     async def delete(self, name: str) -> None:
@@ -132,6 +124,7 @@ class UserHandler(UserAPIHandler):
         user = self.find_user(name)
         if user is not None and (hub_compat.stop_pending(user.spawner) or user.running):
             raise web.HTTPError(409, f"Stop {name!r}'s server first, then delete them.")
+
         def delete() -> None:
             self.accounts.delete(name)  # refused (409) for a last admin; the hub user stays
             self.record("user.delete", name)

@@ -31,6 +31,7 @@ from jupyterhub_annotations.authenticator.metrics import (
     REQUEST_SECONDS,
     TOKEN_AUTHENTICATIONS,
 )
+from jupyterhub_annotations.authenticator.models import Account
 from jupyterhub_annotations.authenticator.permissions import (
     PROJECT_PERMISSIONS,
     PUBLIC,
@@ -404,6 +405,16 @@ class AnnotationHandler(BaseHandler):
         actor = self.principal.name if self.principal is not None else None
         address = self.client_address()
         self.core.audit.record(action, actor, target=target, address=address, **details)
+
+    def update_account(self, name: str, **changes: bool) -> Account:
+        """Change an account's ``admin``/``active`` flags and record it, in the store's
+        threads (within `act`); deactivation also kills its links, recorded as such.
+        The one place for the API and the Users page."""
+        account = self.accounts.update(name, **changes)
+        self.record("user.update", name, **changes)
+        if changes.get("active") is False:
+            self.record("link.revoke", name, reason="deactivated")
+        return account
 
     async def audit(self, action: str, target: str | None = None, **details: object) -> None:
         """`record`, off the event loop, for an event that is an action of its own."""

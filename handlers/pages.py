@@ -90,10 +90,7 @@ class UsersPage(PageHandler):
         return f"{name}: links revoked. Any link issued before no longer works.", None
 
     def change(self, field: str, name: str, value: bool, done: str) -> tuple[str, None]:
-        self.accounts.update(name, **{field: value})
-        self.record("user.update", name, **{field: value})
-        if field == "active" and value is False:
-            self.record("link.revoke", name, reason="deactivated")
+        self.update_account(name, **{field: value})
         return f"{name}: {done}.", None
 
     async def show(self, status: int = 200, **ns) -> None:
