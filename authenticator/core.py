@@ -24,7 +24,7 @@ from .audit import Audit
 from .links import LinkSigner
 from .lockout import LockoutPolicy
 from .projects import Projects
-from .store import Store
+from .store import NeedsStore, Store
 from .tokens import Tokens
 
 T = TypeVar("T")
@@ -133,6 +133,17 @@ class Core:
         never waits on a database, whether a server's round trip or SQLite's lock."""
         call = functools.partial(fn, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._store_pool, call)
+
+    async def run_cached(self, fn: Callable[..., T], *args: Any) -> T:
+        """`run` for a lookup usually answered from the access caches: tried on the
+        event loop first, with the store refusing (`Store.memory_only`), so a cache hit
+        costs no thread hop; on a miss, called again in the store's threads. ``fn``
+        must do nothing before its first store call that it cannot do twice."""
+        try:
+            with self.store.memory_only():
+                return fn(*args)
+        except NeedsStore:
+            return await self.run(fn, *args)
 
     async def act(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`run` for a user action: ``fn`` and everything it writes, audit records

@@ -111,6 +111,10 @@ def lock_keys(session: Session, *keys: str) -> None:
         session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
 
 
+class NeedsStore(Exception):
+    """Raised by the store when it is used inside `Store.memory_only`."""
+
+
 def alembic_config(engine: Engine) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
@@ -147,6 +151,7 @@ class Store:
         PostgreSQL: a session advisory lock on a connection of its own. SQLite: an
         exclusive lock on a file beside the database (an in-memory one needs none).
         """
+        self._enter()
         if self.engine.dialect.name == "sqlite":
             path = self.engine.url.database
             if not path or path == ":memory:":
@@ -169,6 +174,22 @@ class Store:
         """Create or upgrade the schema to the newest migration; never drops data."""
         command.upgrade(alembic_config(self.engine), "head")
 
+    @contextmanager
+    def memory_only(self) -> Iterator[None]:
+        """Any use of the store on this thread inside raises `NeedsStore` before it
+        touches the database: the event loop may try work that is usually answered from
+        the caches, and hand it to the store's threads when it is not (`Core.run_cached`).
+        """
+        self._local.memory_only = True
+        try:
+            yield
+        finally:
+            self._local.memory_only = False
+
+    def _enter(self) -> None:
+        if getattr(self._local, "memory_only", False):
+            raise NeedsStore
+
     def _bump(self) -> None:
         with self._generation_lock:
             self._generation += 1
@@ -183,6 +204,7 @@ class Store:
         commit together or not at all ("Nothing was written" is then true). Inner
         transactions are savepoints: a conflict one of them catches undoes only its part.
         """
+        self._enter()
         if self._unit() is not None:
             yield  # already inside one
             return
@@ -212,6 +234,7 @@ class Store:
 
         Inside an `action`, a savepoint of the action's transaction.
         """
+        self._enter()
         unit = self._unit()
         if unit is not None:
             with unit.begin_nested():
@@ -244,6 +267,7 @@ class Store:
         up front (BEGIN IMMEDIATE), as every writer there does. No ORM, and `generation`
         is left alone: use `transaction` for anything that changes who may do what.
         """
+        self._enter()
         unit = self._unit()
         if unit is not None:
             yield unit.connection()  # part of the action: atomic with the rest of it
@@ -264,6 +288,7 @@ class Store:
         Each statement sees a consistent snapshot of its own; use `transaction` when
         several reads must agree with each other or anything is written.
         """
+        self._enter()
         unit = self._unit()
         if unit is not None:
             yield unit.connection()  # sees what the action wrote so far

@@ -161,9 +161,10 @@ class LastUsed:
         self.seen[token_id] = now
         written = self._written.get(token_id)
         if written is None or now - written >= self.interval:
-            self._written[token_id] = now
             # Cached access facts stay: a time of last use changes nobody's rights.
             with store.transaction(changes_access=False) as s:
+                # Once the store is ours (it may refuse: `Store.memory_only`).
+                self._written[token_id] = now
                 s.execute(update(Token).where(Token.id == token_id).values(last_used_at=now))
 
 

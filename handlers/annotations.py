@@ -154,9 +154,9 @@ class OwnerAnnotationHandler(AnnotationAPIHandler):
             await self.run(get, slug, item, owner, self.principal.name, self.project_role)
         )
 
-    @requires(ANNOTATIONS_WRITE)
+    @requires(ANNOTATIONS_WRITE, body="AnnotationWrite")
     async def put(self, slug: str, item: str, owner: str) -> None:
-        body = await self.json_object({"data": object, "owner": str}, required=("data",))
+        body = await self.json_object()
         if normalize(body.get("owner", owner)) != owner:
             raise InvalidInput("The body names another owner than the address: drop 'owner'.")
         conditions = ("If-Match", "If-None-Match")
@@ -201,9 +201,9 @@ class AnnotationImportHandler(AnnotationAPIHandler):
     def body_limit(self) -> int:
         return self.core.settings.annotation_import_max_bytes
 
-    @requires(ANNOTATIONS_WRITE)
+    @requires(ANNOTATIONS_WRITE, body="ImportRequest")
     async def post(self, slug: str) -> None:
-        body = await self.json_object({"annotations": list}, required=("annotations",))
+        body = await self.json_object()
         result = await self.run(
             self.annotations.import_batch,
             slug,

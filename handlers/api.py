@@ -19,7 +19,6 @@ from jupyterhub_annotations.authenticator.permissions import (
     TOKENS_MANAGE,
     USERS_MANAGE,
 )
-from jupyterhub_annotations.authenticator.projects import SETTING_TYPES
 from jupyterhub_annotations.authenticator.tokens import check_may_manage_others
 from jupyterhub_annotations.authenticator.usernames import normalize
 from tornado import web
@@ -41,7 +40,7 @@ class MeHandler(APIHandler):
     @requires(AUTHENTICATED)
     async def get(self) -> None:
         p = self.principal
-        projects = await self.run(self.projects.visible_to_principal, p)
+        projects = await self.core.run_cached(self.projects.visible_to_principal, p)
         self.write_json(
             {
                 "name": p.name,
@@ -64,6 +63,9 @@ class UserAPIHandler(APIHandler):
             "active": account.active,
             "kind": account.kind,
             "password_set": account.password_hash is not None,
+            "password_changed_at": (
+                account.password_changed_at.isoformat() if account.password_changed_at else None
+            ),
             "created_at": account.created_at.isoformat(),
         }
         if link_token is not None:
@@ -86,9 +88,9 @@ class UsersHandler(UserAPIHandler):
         accounts = await self.run(self.accounts.listing)
         self.write_json(listing([self.user_json(a) for a in accounts]))
 
-    @requires(USERS_MANAGE)
+    @requires(USERS_MANAGE, body="NewUser")
     async def post(self) -> None:
-        body = await self.json_object({"name": str, "admin": bool}, required=("name",))
+        body = await self.json_object()
 
         def create() -> tuple[Account, str | None]:
             account = self.accounts.create(normalize(body["name"]), admin=body.get("admin", False))
@@ -113,9 +115,9 @@ class UserHandler(UserAPIHandler):
     async def get(self, name: str) -> None:
         self.write_json(self.user_json(await self.run(self.require_account, name)))
 
-    @requires(USERS_MANAGE)
+    @requires(USERS_MANAGE, body="UserChanges")
     async def patch(self, name: str) -> None:
-        body = await self.json_object({"admin": bool, "active": bool})
+        body = await self.json_object()
         self.write_json(self.user_json(await self.act(self.update_account, name, **body)))
 
     @requires(USERS_MANAGE)
@@ -176,9 +178,9 @@ class ProjectsHandler(APIHandler):
         views = await self.run(self.projects.visible_to_principal, self.principal)
         self.write_json(listing([v.as_json() for v in views]))
 
-    @requires(PROJECTS_CREATE)
+    @requires(PROJECTS_CREATE, body="NewProject")
     async def post(self) -> None:
-        body = await self.json_object({"slug": str, **SETTING_TYPES}, required=("slug",))
+        body = await self.json_object()
         slug = body.pop("slug")
 
         def create():
@@ -199,9 +201,9 @@ class ProjectHandler(APIHandler):
         view = await self.run(self.projects.get, slug, self.project_role)
         self.write_json(view.as_json())
 
-    @requires(PROJECT_MANAGE)
+    @requires(PROJECT_MANAGE, body="ProjectSettings")
     async def patch(self, slug: str) -> None:
-        body = await self.json_object(SETTING_TYPES)
+        body = await self.json_object()
 
         def update():
             view = self.projects.update(slug, body, self.project_role)
@@ -241,9 +243,9 @@ class MemberHandler(APIHandler):
     def member(self, slug: str, name: str):
         return next(m for m in self.projects.members(slug) if m.name == name)
 
-    @requires(MEMBER_SELF)
+    @requires(MEMBER_SELF, body="MemberPreferences")
     async def patch(self, slug: str, name: str) -> None:
-        body = await self.json_object({"show_others": bool}, required=("show_others",))
+        body = await self.json_object()
 
         def change():
             show = body["show_others"]
@@ -252,9 +254,9 @@ class MemberHandler(APIHandler):
 
         self.write_json((await self.act(change)).as_json())
 
-    @requires(PROJECT_MANAGE)
+    @requires(PROJECT_MANAGE, body="MemberRole")
     async def put(self, slug: str, name: str) -> None:
-        role = (await self.json_object({"role": str}, required=("role",)))["role"]
+        role = (await self.json_object())["role"]
 
         def grant():
             created = self.projects.set_member(slug, name, role, granter_role=self.project_role)
@@ -289,21 +291,9 @@ class TokensHandler(APIHandler):
         views = await self.run(self.core.tokens.listing, owner)
         self.write_json(listing([t.as_json() for t in views]))
 
-    @requires(TOKENS_MANAGE)
+    @requires(TOKENS_MANAGE, body="NewToken")
     async def post(self) -> None:
-        body = await self.json_object(
-            {
-                "name": str,
-                "scopes": list,
-                "projects": (list, type(None)),
-                "expires_in_days": int,
-                "owner": str,
-            },
-            required=("name",),
-        )
-        for key in ("scopes", "projects"):
-            if not all(isinstance(item, str) for item in body.get(key) or []):
-                raise InvalidInput(f"{key!r} must be a list of strings.")
+        body = await self.json_object()
         others = normalize(body.get("owner", self.principal.name)) != self.principal.name
         if others:
             # A service account has no password, so no session: a hub admin mints for it.
@@ -386,7 +376,7 @@ def audit_filters(handler) -> dict:
         for key in ("actor", "action", "target", "cursor")
     }
     try:
-        filters["since"] = datetime.fromisoformat(since) if since else None
+        filters["since"] = datetime.fromisoformat(since.upper()) if since else None
     except ValueError:
         raise InvalidInput("'since' must be an ISO 8601 time, like 2026-11-25T09:00:00Z.") from None
     if filters["since"] is not None:

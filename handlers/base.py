@@ -11,7 +11,7 @@ import asyncio
 import functools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.client import responses
 from typing import Any, TypeVar
 
@@ -48,6 +48,7 @@ from tornado import httputil, web
 from tornado.httputil import url_concat
 
 from . import hub_compat
+from .document import check_body, field_name
 
 T = TypeVar("T")
 # The key of the application setting that holds the `Core` (set by whoever builds the
@@ -64,8 +65,9 @@ INLINE_PARSE_BYTES = 64 * 1024
 READ_THEN_REFUSE_BYTES = 8 << 20
 
 
-def requires(permission: str) -> Callable:
-    """Declare the permission a handler method needs (checked in `prepare`).
+def requires(permission: str, body: str | None = None) -> Callable:
+    """Declare the permission a handler method needs (checked in `prepare`), and the
+    schema of the OpenAPI document its JSON body must match (`json_object`), if any.
 
     Checked when the handler is defined (`check_declaration`). The method runs once
     the body has arrived: `prepare` refused the request before any of it was read if
@@ -90,6 +92,7 @@ def requires(permission: str) -> Callable:
                 await result
 
         run.permission = permission
+        run.body_schema = body
         return run
 
     return declare
@@ -97,6 +100,11 @@ def requires(permission: str) -> Callable:
 
 def declared_permission(handler_class: type, verb: str) -> str | None:
     return getattr(getattr(handler_class, verb, None), "permission", None)
+
+
+def declared_body(handler_class: type, verb: str) -> str | None:
+    """The name of the schema a verb's body must match (`requires`), if it takes one."""
+    return getattr(getattr(handler_class, verb, None), "body_schema", None)
 
 
 def implemented_verbs(handler_class: type) -> list[str]:
@@ -136,25 +144,24 @@ def bearer_token(header: str) -> str:
     return value
 
 
-_KINDS = {
-    str: "a string",
-    bool: "true or false",
-    int: "a whole number",
-    list: "a list",
-    (list, type(None)): "a list or null",
-}
-
-
 def _no_constant(name: str) -> None:
     # Python's json reads NaN and Infinity; JSON has no such values.
     raise ValueError(name)
 
 
-def _strings(value: Any) -> list[str]:
-    """A field's text: a string, or the strings of a list of them."""
+def _strings_outside_data(value: Any, path: tuple = ()) -> Iterator[tuple[tuple, str]]:
+    """The body's strings (keys too) with where they are, but for annotation ``data``:
+    any JSON, which is checked where it is stored."""
     if isinstance(value, str):
-        return [value]
-    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+        yield path, value
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings_outside_data(item, (*path, index))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield path, key
+            if key != "data":
+                yield from _strings_outside_data(item, (*path, key))
 
 
 def _is_text(value: str) -> bool:
@@ -165,10 +172,6 @@ def _is_text(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _as_tuple(kind: type | tuple) -> tuple:
-    return kind if isinstance(kind, tuple) else (kind,)
 
 
 class LoginRedirect(Exception):
@@ -342,7 +345,7 @@ class AnnotationHandler(BaseHandler):
         member_role, api_access = None, True
         if token is not None or user is not None:  # else nobody to look up: no store call
             try:
-                self.principal, (member_role, api_access) = await self.run(
+                self.principal, (member_role, api_access) = await self.core.run_cached(
                     self.resolve, token, user.name if user is not None else None, project
                 )
             finally:
@@ -359,9 +362,9 @@ class AnnotationHandler(BaseHandler):
     def resolve(
         self, token: str | None, hub_user: str | None, slug: str | None
     ) -> tuple[Principal | None, tuple[str | None, bool]]:
-        """In the store's threads: the principal (of the ``Authorization`` header's
-        token, or the active account behind the hub session) and, for a project route,
-        its (role, API access) there."""
+        """The principal (of the ``Authorization`` header's token, or the active account
+        behind the hub session) and, for a project route, its (role, API access) there:
+        from the access caches, else in the store's threads (`Core.run_cached`)."""
         if token is not None:
             principal = self.core.tokens.authenticate(bearer_token(token))
         else:
@@ -552,44 +555,25 @@ class APIHandler(AnnotationHandler):
         body = {"error": {"status": status_code, "message": message}}
         self.finish(json.dumps({**body, **(kwargs.get("details") or {})}, default=str))
 
-    async def json_object(
-        self,
-        fields: dict[str, type],
-        required: tuple[str, ...] = (),
-    ) -> dict:
-        """The body as a JSON object of ``fields`` (name: type; ``object``: any JSON), or
-        a 4xx saying why not. A big body is parsed in a thread, off the event loop."""
+    async def json_object(self) -> dict:
+        """The body, checked against the schema its verb declares (`requires`), or a
+        4xx saying what to fix. A big body is parsed in a thread, off the event loop."""
+        schema = declared_body(type(self), self.request.method.lower())
+        if schema is None:  # a handler bug, not the client's
+            raise RuntimeError(f"{type(self).__name__} declares no body schema")
         self.check_json_type()
         raw = self.request.body or b"{}"
         if len(raw) <= INLINE_PARSE_BYTES:
             body = parse_json(raw)
         else:
             body = await asyncio.get_running_loop().run_in_executor(None, parse_json, raw)
-        if not isinstance(body, dict):
-            raise InvalidInput("The body must be a JSON object.")
-        unknown = sorted(set(body) - set(fields))
-        if unknown:
-            raise InvalidInput(f"Unknown fields {unknown}: allowed are {sorted(fields)}.")
-        missing = [key for key in required if key not in body]
-        if missing:
-            raise InvalidInput(f"Missing fields {missing}.")
-        for key, value in body.items():
-            if fields[key] is object:
-                continue
-            # JSON true is a Python int too: a bool only passes where a bool is asked.
-            wrong_bool = isinstance(value, bool) and bool not in _as_tuple(fields[key])
-            if wrong_bool or not isinstance(value, fields[key]):
-                raise InvalidInput(f"{key!r} must be {_KINDS.get(fields[key], 'valid')}.")
-            # Names, slugs, descriptions: PostgreSQL text cannot hold NUL, and no name
-            # needs one; refused the same on every backend. (Any-JSON fields are stored
-            # as JSON text, where NUL is escaped.)
-            for text in _strings(value):
-                if "\x00" in text:
-                    raise InvalidInput(f"{key!r} contains a NUL character (\\u0000): remove it.")
-                if not _is_text(text):
-                    raise InvalidInput(
-                        f"{key!r} has an unpaired surrogate (like \\ud800): send valid Unicode."
-                    )
+        check_body(body, schema)
+        for path, text in _strings_outside_data(body):
+            if not _is_text(text):  # JSON Schema cannot say it; no driver stores one
+                where = field_name(path) if path else "The body"
+                raise InvalidInput(
+                    f"{where} has an unpaired surrogate (like \\ud800): send valid Unicode."
+                )
         return body
 
     def check_json_type(self) -> None:

@@ -5,20 +5,10 @@ from __future__ import annotations
 import json
 from functools import cache
 
-import yaml
-from jupyterhub_annotations.authenticator.paths import share_dir
 from jupyterhub_annotations.authenticator.permissions import PUBLIC
 
 from .base import APIHandler, requires
-
-DOCUMENT = "openapi.yaml"
-
-
-@cache
-def load_document() -> dict:
-    """The document as shipped, read and parsed once per process."""
-    with (share_dir() / DOCUMENT).open(encoding="utf-8") as f:
-        return yaml.safe_load(f)
+from .document import load_document
 
 
 @cache

@@ -8,7 +8,7 @@ import logging
 import subprocess
 import sys
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -19,6 +19,8 @@ from jupyterhub_annotations.authenticator.errors import Conflict, Unavailable
 from jupyterhub_annotations.authenticator.links import LinkSigner
 from jupyterhub_annotations.authenticator.lockout import LockoutPolicy
 from jupyterhub_annotations.authenticator.models import Account
+from jupyterhub_annotations.authenticator.permissions import Principal
+from jupyterhub_annotations.authenticator.store import NeedsStore
 
 from tests.hub import REPO
 
@@ -81,6 +83,37 @@ def test_run_calls_the_core_in_a_store_thread_never_on_the_loop(auth_core):
 
     assert asyncio.run(auth_core.run(call, 1)) == 2
     assert seen and seen[0].startswith("store")
+
+
+def test_a_cache_hit_is_answered_on_the_loop_and_a_miss_in_a_store_thread(auth_core):
+    auth_core.store.migrate()
+    auth_core.accounts.create("alice")
+    plaintext, _ = auth_core.tokens.create(Principal(name="alice", admin=False), "t")
+    now = datetime.now(UTC)
+    auth_core.tokens.clock = lambda: now
+    statements = []  # (thread, SQL) of every statement reaching the database
+
+    def seen(conn, cursor, statement, *args) -> None:
+        statements.append((threading.current_thread().name, statement.lstrip()[:6].upper()))
+
+    sa.event.listen(auth_core.store.engine, "before_cursor_execute", seen)
+
+    def authenticate() -> str:
+        return asyncio.run(auth_core.run_cached(auth_core.tokens.authenticate, plaintext)).name
+
+    assert authenticate() == "alice"  # a miss: read (and last use written) in a thread
+    assert statements and all(thread.startswith("store") for thread, _ in statements)
+    statements.clear()
+    assert authenticate() == "alice"  # a hit: no store call at all
+    assert statements == []
+    # A minute on, the last use is due: the loop's try is refused before it counts as
+    # written, so the store thread writes it.
+    now += timedelta(minutes=1)
+    assert authenticate() == "alice"
+    assert "UPDATE" in [sql for _, sql in statements]
+    assert all(thread.startswith("store") for thread, _ in statements)
+    with pytest.raises(NeedsStore), auth_core.store.memory_only():
+        auth_core.accounts.get("alice")
 
 
 def test_an_action_commits_whole_or_not_at_all(store):

@@ -630,13 +630,13 @@ def test_import_is_all_or_nothing_and_names_the_bad_record(world):
 
     big = "x" * MAX_BYTES
     cases = [
-        (alice, {"item": "bad item", "data": 1}, 400, "Invalid item name"),
-        (alice, {"item": "x" * 257, "data": 1}, 400, "Invalid item name"),
-        (alice, {"item": "", "data": 1}, 400, "Invalid item name"),
-        (alice, {"item": 5, "data": 1}, 400, "Invalid item name"),
+        (alice, {"item": "bad item", "data": 1}, 400, "'item' must be"),
+        (alice, {"item": "x" * 257, "data": 1}, 400, "'item' must be"),
+        (alice, {"item": "", "data": 1}, 400, "'item' must be"),
+        (alice, {"item": 5, "data": 1}, 400, "'item' must be"),
         (alice, {"item": "c"}, 400, "data"),
         (alice, {"data": 1}, 400, "item"),
-        (alice, {"item": "c", "data": 1, "colour": "red"}, 400, "unknown fields"),
+        (alice, {"item": "c", "data": 1, "colour": "red"}, 400, "Unknown fields"),
         (alice, ["c", 1], 400, "object"),
         (alice, "c", 400, "object"),
         (alice, {"item": "c", "data": 1, "owner": "bob"}, 400, "only project admins"),

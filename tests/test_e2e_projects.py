@@ -239,7 +239,9 @@ def test_create_users_and_service_accounts_with_bad_input_refused(hub):
     browser = Browser(hub)
     assert browser.login("erin", "erins passphrase 55").status_code == 200
     assert ok(browser.api("GET", "me"))["projects"] == []
-    assert ok(p.admin.api("GET", "users/erin"))["password_set"] is True
+    erin_now = ok(p.admin.api("GET", "users/erin"))
+    assert erin_now["password_set"] is True
+    assert erin_now["password_changed_at"] >= erin_now["created_at"]
 
 
 def test_deactivate_reactivate_and_the_last_hub_admin_stays(hub):
@@ -546,7 +548,11 @@ def test_member_rules_config_last_admin_and_bad_input(hub):
     # The hub admin is still an implicit admin of birds.
     assert ok(p.admin.api("GET", "projects/birds"))["role"] == "admin"
 
-    error(dave.api("PUT", "projects/birds/members/carol", {"role": "owner"}), 400, "owner")
+    error(
+        dave.api("PUT", "projects/birds/members/carol", {"role": "owner"}),
+        400,
+        "'role' must be one of viewer, annotator, admin",
+    )
     error(dave.api("PUT", "projects/birds/members/carol", {"role": 1}), 400, "role")
     error(dave.api("PUT", "projects/birds/members/carol", {}), 400, "role")
     error(dave.api("PUT", "projects/birds/members/carol", {"role": "viewer", "x": 1}), 400)

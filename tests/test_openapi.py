@@ -19,11 +19,13 @@ import pytest
 import requests
 import schemathesis
 import yaml
+from jupyterhub_annotations.authenticator.errors import InvalidInput
 from jupyterhub_annotations.authenticator.paths import share_dir
 from jupyterhub_annotations.authenticator.permissions import SCOPES
 from jupyterhub_annotations.authenticator.usernames import normalize
 from jupyterhub_annotations.handlers import default_handlers
-from jupyterhub_annotations.handlers.base import APINotFound, implemented_verbs
+from jupyterhub_annotations.handlers.base import APINotFound, declared_body, implemented_verbs
+from jupyterhub_annotations.handlers.document import body_validator, check_body
 from openapi_spec_validator import validate
 
 from tests.conftest import PROXY, require
@@ -106,6 +108,70 @@ def test_every_operation_documents_its_errors():
                 assert body.get("additionalProperties") is False, f"{verb.upper()} {path}"
             if path != "/openapi.json":
                 assert operation.get("security", document["security"]), f"{verb.upper()} {path}"
+
+
+def test_every_body_is_checked_against_its_documented_schema():
+    """The handler's declared body schema (`requires(..., body=)`) is the document's
+    requestBody, for every route and verb: the two cannot drift apart."""
+    document = load()
+    handlers = {
+        (openapi_path(pattern), verb): handler
+        for pattern, handler in default_handlers
+        if pattern.startswith(f"{API_PREFIX}/") and handler is not APINotFound
+        for verb in implemented_verbs(handler)
+    }
+    for (path, verb), handler in handlers.items():
+        body = document["paths"][path][verb].get("requestBody")
+        documented = None
+        if body is not None:
+            documented = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+        assert declared_body(handler, verb) == documented, f"{verb.upper()} {path}"
+        if documented is not None:
+            body_validator(documented)  # resolvable, a valid schema
+
+
+@pytest.mark.parametrize(
+    ("schema", "body", "message"),
+    [
+        ("NewUser", [], "The body must be a JSON object."),
+        ("NewUser", {}, "Missing fields ['name']."),
+        ("NewUser", {"name": "x", "colour": 1}, "Unknown fields ['colour']: allowed are"),
+        ("NewUser", {"name": "x", "admin": 1}, "'admin' must be true or false."),
+        ("NewUser", {"name": "Zoé"}, "'name' must be an account name: a person's"),
+        ("NewUser", {"name": "SVC:Bot"}, None),
+        ("NewToken", {"name": "a\x00b"}, "'name' contains a NUL character (\\u0000)"),
+        ("NewToken", {"name": "   "}, "'name' must be 1 to 100 characters"),
+        ("NewToken", {"name": " " + "x" * 100 + " "}, None),
+        ("NewToken", {"name": "x" * 101}, "'name' must be 1 to 100 characters"),
+        ("NewToken", {"name": "t", "scopes": ["nope"]}, "'scopes[0]' must be one of"),
+        ("NewToken", {"name": "t", "scopes": []}, "'scopes' must be a non-empty list."),
+        ("NewToken", {"name": "t", "projects": "demo"}, "'projects' must be a list or null."),
+        ("NewToken", {"name": "t", "expires_in_days": 0}, "'expires_in_days' must be 1 to 90."),
+        (
+            "ImportRequest",
+            {"annotations": [{"item": "a", "data": 1, "owner": ""}]},
+            "Record 0: 'owner' must be an account name",
+        ),
+        (
+            "ImportRequest",
+            {"annotations": [{"item": "a b", "data": 1}]},
+            "Record 0: 'item' must be 1 to 256 letters",
+        ),
+        (
+            "ImportRequest",
+            {"annotations": [{"data": 1}]},
+            "Record 0: Missing fields ['item'].",
+        ),
+        ("AnnotationWrite", {"data": {"any": ["json", "\x00"]}}, None),
+    ],
+)
+def test_bodies_are_refused_with_the_field_and_what_it_must_be(schema, body, message):
+    if message is None:
+        check_body(body, schema)
+        return
+    with pytest.raises(InvalidInput) as refused:
+        check_body(body, schema)
+    assert str(refused.value).startswith(message), str(refused.value)
 
 
 def resolve(document: dict, node: dict) -> dict:
