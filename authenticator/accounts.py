@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from . import passwords, usernames
+from . import cursors, passwords, usernames
 from .errors import Conflict, Forbidden, InvalidInput, LinkError, NotFound
 from .links import LinkClaims, LinkSigner
 from .lockout import LockoutPolicy
@@ -94,9 +94,15 @@ class Accounts:
         """Hub admin: the account's flag, or named in Authenticator.admin_users."""
         return account.admin or account.name in self.admin_users
 
-    def listing(self) -> list[Account]:
+    def listing(
+        self, cursor: str | None = None, limit: int | None = None
+    ) -> tuple[list[Account], str | None]:
+        """Accounts by name, a page of ``limit`` from ``cursor`` and the next page's
+        cursor; ``limit`` None: all of them."""
+        query = cursors.after(select(Account).order_by(Account.name), cursor, limit, Account.name)
         with self.store.transaction(readonly=True) as s:
-            return list(s.scalars(select(Account).order_by(Account.name)))
+            rows = list(s.scalars(query))
+        return cursors.cut(rows, limit, lambda account: (account.name,))
 
     def create(self, name: str, admin: bool = False) -> Account:
         """A new account made by a hub admin: a person (no password yet) or ``svc:`` service."""

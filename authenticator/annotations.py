@@ -36,8 +36,8 @@ from .store import Store
 from .usernames import account_kind, normalize
 
 _ITEM = re.compile(r"[A-Za-z0-9._:-]{1,256}")
-PAGE_SIZE = 100
-PAGE_MAX = 1000
+# Rows per query of an export (`pages`): the biggest page a client may ask for.
+EXPORT_PAGE = cursors.PAGE_MAX
 # Roles that read every annotation of their project whatever its settings.
 _READS_ALL = ("viewer", "admin")
 # Roles whose members may own annotations.
@@ -311,13 +311,12 @@ class Annotations:
         item: str | None = None,
         owner: str | None = None,
         cursor: str | None = None,
-        limit: int = PAGE_SIZE,
+        limit: int = cursors.PAGE_SIZE,
     ) -> Page:
         """One page of the annotations ``reader`` sees, in (item, owner) order."""
         if item is not None:
             check_item(item)
-        if not 1 <= limit <= PAGE_MAX:
-            raise InvalidInput(f"'limit' must be 1 to {PAGE_MAX}.")
+        cursors.check_limit(limit)
         after = cursors.decode(cursor, str, str) if cursor else None
         own_only = not self.reads_others(slug, reader, role)
         if own_only:
@@ -330,15 +329,14 @@ class Annotations:
             params["after_item"], params["after_owner"] = after
         with self.store.reading() as conn:
             rows = conn.execute(query, params).all()
-        views = [_view(slug, row) for row in rows[:limit]]
-        more = len(rows) > limit
-        return Page(views, cursors.encode(views[-1].item, views[-1].owner) if more else None)
+        views = [_view(slug, row) for row in rows]
+        return Page(*cursors.cut(views, limit, lambda view: (view.item, view.owner)))
 
     def pages(self, slug: str, reader: str, role: str | None, **filters) -> Iterator[list]:
         """Every page, one query each: an export holds one page in memory at a time."""
         cursor = filters.pop("cursor", None)
         while True:
-            page = self.page(slug, reader, role, cursor=cursor, limit=PAGE_MAX, **filters)
+            page = self.page(slug, reader, role, cursor=cursor, limit=EXPORT_PAGE, **filters)
             yield page.views
             if page.next is None:
                 return

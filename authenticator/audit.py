@@ -15,7 +15,6 @@ from datetime import datetime
 from sqlalchemy import insert, select
 
 from . import cursors
-from .errors import InvalidInput
 from .metrics import LOGINS
 from .models import AuditEvent, utcnow
 from .store import Store
@@ -40,8 +39,6 @@ ACTIONS = (
     "member.set",
     "member.remove",
 )
-PAGE_SIZE = 100
-PAGE_MAX = 1000
 # Detail keys that would name a secret: refused outright, so none slips in by mistake.
 _SECRET_KEYS = ("password", "token", "link", "secret", "hash")
 
@@ -110,11 +107,10 @@ class Audit:
         target: str | None = None,
         since: datetime | None = None,
         cursor: str | None = None,
-        limit: int = PAGE_SIZE,
+        limit: int = cursors.PAGE_SIZE,
     ) -> tuple[list[EventView], str | None]:
         """Newest first; ``action`` without a dot names a family (``login``, ``token``)."""
-        if not 1 <= limit <= PAGE_MAX:
-            raise InvalidInput(f"'limit' must be 1 to {PAGE_MAX}.")
+        cursors.check_limit(limit)
         query = select(AuditEvent)
         if cursor is not None:
             (before,) = cursors.decode(cursor, int)
@@ -132,9 +128,8 @@ class Audit:
             query = query.where(AuditEvent.at >= since)
         with self.store.transaction(readonly=True) as s:
             rows = s.scalars(query.order_by(AuditEvent.id.desc()).limit(limit + 1)).all()
-            views = [_view(row) for row in rows[:limit]]
-        more = len(rows) > limit
-        return views, cursors.encode(views[-1].id) if more else None
+            views = [_view(row) for row in rows]
+        return cursors.cut(views, limit, lambda view: (view.id,))
 
 
 def _view(row: AuditEvent) -> EventView:

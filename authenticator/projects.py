@@ -9,7 +9,7 @@ from sqlalchemy import func, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import usernames
+from . import cursors, usernames
 from .access_cache import AccessCache
 from .accounts import find_account, require_account
 from .errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -218,6 +218,18 @@ class Projects:
             if v.api_access and (principal.projects is None or v.slug in principal.projects)
         ]
 
+    def visible_page(
+        self, principal: Principal, cursor: str | None, limit: int
+    ) -> tuple[list[ProjectView], str | None]:
+        """A page of `visible_to_principal` by slug, from ``cursor``, and the next
+        page's cursor (from the cached list: sorted here, as the cursor compares)."""
+        cursors.check_limit(limit)
+        views = sorted(self.visible_to_principal(principal), key=lambda view: view.slug)
+        if cursor is not None:
+            (after,) = cursors.decode(cursor, str)
+            views = [view for view in views if view.slug > after]
+        return cursors.cut(views, limit, lambda view: (view.slug,))
+
     def get(self, slug: str, role: str | None) -> ProjectView:
         with self.store.transaction(readonly=True) as s:
             return _view(_require_project(s, slug), role)
@@ -258,16 +270,21 @@ class Projects:
 
     # -- members ------------------------------------------------------------------
 
-    def members(self, slug: str) -> list[MemberView]:
+    def members(
+        self, slug: str, cursor: str | None = None, limit: int | None = None
+    ) -> tuple[list[MemberView], str | None]:
+        """Members by name, a page of ``limit`` from ``cursor`` and the next page's
+        cursor; ``limit`` None: all of them."""
+        query = (
+            select(Account.name, Membership.role, Membership.source, Membership.show_others)
+            .join(Account, Account.id == Membership.account_id)
+            .order_by(Account.name)
+        )
         with self.store.transaction(readonly=True) as s:
             project = _require_project(s, slug)
-            rows = s.execute(
-                select(Account.name, Membership.role, Membership.source, Membership.show_others)
-                .join(Account, Account.id == Membership.account_id)
-                .where(Membership.project_id == project.id)
-                .order_by(Account.name)
-            ).all()
-            return [MemberView(*row) for row in rows]
+            query = cursors.after(query, cursor, limit, Account.name)
+            rows = s.execute(query.where(Membership.project_id == project.id)).all()
+        return cursors.cut([MemberView(*row) for row in rows], limit, lambda m: (m.name,))
 
     def set_member(self, slug: str, name: str, role: str, granter_role: str | None) -> bool:
         """Give ``name`` ``role`` in ``slug``; True if they were not a member before."""

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from . import cursors
 from .access_cache import AccessCache
 from .accounts import require_account
 from .errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
@@ -377,19 +378,25 @@ class Tokens:
 
     # -- list and revoke ----------------------------------------------------------
 
-    def listing(self, owner: str | None = None) -> list[TokenView]:
-        """Live (unrevoked) tokens of ``owner``, or of everyone when None."""
+    def listing(
+        self, owner: str | None = None, cursor: str | None = None, limit: int | None = None
+    ) -> tuple[list[TokenView], str | None]:
+        """Live (unrevoked) tokens of ``owner``, or of everyone when None, by owner and
+        age: a page of ``limit`` from ``cursor`` and the next page's cursor; ``limit``
+        None: all of them."""
+        query = (
+            select(Token, Account.name)
+            .join(Account, Account.id == Token.account_id)
+            .where(Token.revoked_at.is_(None))
+            .order_by(Account.name, Token.id)
+        )
+        if owner is not None:
+            query = query.where(Account.name == owner)
+        query = cursors.after(query, cursor, limit, Account.name, Token.id)
         with self.store.transaction(readonly=True) as s:
-            query = (
-                select(Token, Account.name)
-                .join(Account, Account.id == Token.account_id)
-                .where(Token.revoked_at.is_(None))
-                .order_by(Account.name, Token.created_at, Token.id)
-            )
-            if owner is not None:
-                query = query.where(Account.name == owner)
             rows = s.execute(query).all()
-        return [_view(record, name, self.last_used.seen.get(record.id)) for record, name in rows]
+        views = [_view(record, name, self.last_used.seen.get(record.id)) for record, name in rows]
+        return cursors.cut(views, limit, lambda view: (view.owner, view.id))
 
     def revoke(self, token_id: int, caller: Principal) -> str:
         """Revoke by id: the owner, or as `check_may_manage_others` allows; anyone who

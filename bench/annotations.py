@@ -20,10 +20,11 @@ the store through its engine, not through HTTP) and measures a second group:
   get-1M, put-1M   get and put again
 then streams the whole big project as NDJSON and samples the hub process's resident
 memory (/proc/<pid>/status) during the export, against its idle figure: it must stay
-bounded. Prints a markdown table with each target's ratio to the bare handler of its
-group (by req/s and by the hub's CPU time per request, which other load on the machine
-disturbs less), and the verdicts: put >= 0.4x bare, get >= 0.6x bare, an item read
-with 1M annotations in the project within 10% of one with 1k.
+bounded; meanwhile wrk loads get-1M and a client times /hub/health, to show what an
+export costs other requests. Prints a markdown table with each target's ratio to the
+bare handler of its group (by req/s and by the hub's CPU time per request, which other
+load on the machine disturbs less), and the verdicts: put >= 0.4x bare, get >= 0.6x
+bare, an item read with 1M annotations in the project within 10% of one with 1k.
 Run with `make bench` or `python -m bench.annotations`.
 """
 
@@ -228,8 +229,14 @@ def reset_peak(pid: int) -> bool:
     return True
 
 
-def export(hub: Hub, headers: dict[str, str]) -> dict[str, float]:
-    """Stream the whole project as NDJSON, sampling the hub's RSS every 10 ms."""
+# How long other requests are measured while the export runs (it takes about 13 s).
+DURING_EXPORT_SECONDS = 8
+
+
+def export(hub: Hub, headers: dict[str, str], other: str) -> dict[str, float]:
+    """Stream the whole project as NDJSON, sampling the hub's RSS every 10 ms; while it
+    runs, wrk loads ``other`` (a GET with the same token) and a client times
+    ``/hub/health`` every 20 ms: what one export costs everybody else."""
     pid = hub.proc.pid
     time.sleep(1)
     idle = memory_kib(pid)["VmRSS"]
@@ -242,9 +249,27 @@ def export(hub: Hub, headers: dict[str, str]) -> dict[str, float]:
             samples.append(memory_kib(pid)["VmRSS"])
             time.sleep(0.01)
 
+    health: list[float] = []
+    during: dict[str, float] = {}
+
+    def others() -> None:
+        during.update(wrk(f"{hub.url}{other}", headers, DURING_EXPORT_SECONDS))
+
+    def probe_health() -> None:
+        session = requests.Session()
+        while not stop.is_set():
+            began = time.perf_counter()
+            session.get(f"{hub.url}/hub/health", timeout=60)
+            health.append((time.perf_counter() - began) * 1000)
+            time.sleep(0.02)
+
     sampler = threading.Thread(target=sample, daemon=True)
+    loader = threading.Thread(target=others, daemon=True)
+    prober = threading.Thread(target=probe_health, daemon=True)
     sampler.start()
     started = time.monotonic()
+    loader.start()
+    prober.start()
     lines = size = 0
     try:
         with requests.get(
@@ -263,9 +288,11 @@ def export(hub: Hub, headers: dict[str, str]) -> dict[str, float]:
             if tail[-1:] != b"\n":
                 raise RuntimeError("the export did not end with a whole line")
     finally:
+        seconds = time.monotonic() - started
         stop.set()
         sampler.join()
-    seconds = time.monotonic() - started
+        prober.join()
+        loader.join()
     peak = max([*samples, memory_kib(pid)["VmHWM"] if peak_reset else 0])
     return {
         "rows": lines,
@@ -274,6 +301,10 @@ def export(hub: Hub, headers: dict[str, str]) -> dict[str, float]:
         "idle_mib": idle / 1024,
         "peak_mib": peak / 1024,
         "samples": len(samples),
+        "others_rps": during.get("rps", 0.0),
+        "others_p99": during.get("p99", 0.0),
+        "health_p50": statistics.median(health) if health else 0.0,
+        "health_max": max(health, default=0.0),
     }
 
 
@@ -345,7 +376,7 @@ def run_backend(hub: Hub, backend: str, results: dict, notes: dict) -> None:
         progress(f"[{backend}] {rows:,} annotations in the project (seeded in {seconds:.0f}s)")
         measure_group(GROUPS[1])
         progress(f"[{backend}] exporting the project as NDJSON ...")
-        notes[backend]["export"] = export(hub, auth)
+        notes[backend]["export"] = export(hub, auth, one)
     finally:
         store.dispose()
 
@@ -460,6 +491,13 @@ def report(results: dict, notes: dict) -> None:
                 f"{e['seconds']:.1f}s ({e['rows'] / e['seconds']:,.0f} rows/s); hub RSS idle "
                 f"{e['idle_mib']:.0f} MiB, peak during the export {e['peak_mib']:.0f} MiB "
                 f"(+{e['peak_mib'] - e['idle_mib']:.0f} MiB, {e['samples']} samples)"
+            )
+            alone = summary(results[(backend, "get-1M")])
+            print(
+                f"[{backend}] during the export: GET one annotation {e['others_rps']:.0f} "
+                f"req/s ({e['others_rps'] / alone['rps']:.2f}x of get-1M without it), p99 "
+                f"{e['others_p99']:.1f} ms (without: {alone['p99']:.1f}); /hub/health p50 "
+                f"{e['health_p50']:.1f} ms, worst {e['health_max']:.0f} ms"
             )
 
 

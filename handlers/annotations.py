@@ -9,12 +9,7 @@ from __future__ import annotations
 import json
 import re
 
-from jupyterhub_annotations.authenticator.annotations import (
-    PAGE_SIZE,
-    Annotations,
-    AnnotationView,
-    Page,
-)
+from jupyterhub_annotations.authenticator.annotations import Annotations, AnnotationView, Page
 from jupyterhub_annotations.authenticator.errors import InvalidInput
 from jupyterhub_annotations.authenticator.metrics import ANNOTATION_WRITES
 from jupyterhub_annotations.authenticator.permissions import ANNOTATIONS_READ, ANNOTATIONS_WRITE
@@ -61,9 +56,6 @@ class AnnotationAPIHandler(APIHandler):
         owner = self.get_argument("owner", None)
         return None if owner is None else normalize(owner)
 
-    def limit_argument(self) -> int:
-        return self.whole_number_argument("limit", PAGE_SIZE)
-
     def write_view(self, view: AnnotationView, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("ETag", view.etag)
@@ -85,9 +77,8 @@ class ProjectAnnotationsHandler(AnnotationAPIHandler):
     @requires(ANNOTATIONS_READ)
     async def get(self, slug: str) -> None:
         filters = {"item": self.get_argument("item", None), "owner": self.owner_argument()}
-        cursor = self.get_argument("cursor", None)
         kind = self.get_argument("format", "json")
-        limit = self.limit_argument()  # checked for ndjson too, which sends every page
+        cursor, limit = self.page_arguments()  # limit checked for ndjson too, which sends all
         if kind == "json":
             self.write_page(
                 await self.run(
@@ -127,6 +118,7 @@ class ItemAnnotationsHandler(AnnotationAPIHandler):
 
     @requires(ANNOTATIONS_READ)
     async def get(self, slug: str, item: str) -> None:
+        cursor, limit = self.page_arguments()
         self.write_page(
             await self.run(
                 self.annotations.page,
@@ -135,8 +127,8 @@ class ItemAnnotationsHandler(AnnotationAPIHandler):
                 self.project_role,
                 item=item,
                 owner=self.owner_argument(),
-                cursor=self.get_argument("cursor", None),
-                limit=self.limit_argument(),
+                cursor=cursor,
+                limit=limit,
             )
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from jupyterhub.utils import maybe_future
-from jupyterhub_annotations.authenticator.audit import PAGE_SIZE as AUDIT_PAGE_SIZE
+from jupyterhub_annotations.authenticator.cursors import PAGE_SIZE
 from jupyterhub_annotations.authenticator.errors import InvalidInput, NotFound
 from jupyterhub_annotations.authenticator.links import link_url
 from jupyterhub_annotations.authenticator.models import Account
@@ -25,11 +25,6 @@ from tornado import web
 
 from . import hub_compat
 from .base import APIHandler, no_store, requires
-
-
-def listing(items: list) -> dict:
-    # Users, projects and members are short lists: one page, no cursor needed yet.
-    return {"items": items, "next": None}
 
 
 class MeHandler(APIHandler):
@@ -85,8 +80,8 @@ class UsersHandler(UserAPIHandler):
 
     @requires(USERS_MANAGE)
     async def get(self) -> None:
-        accounts = await self.run(self.accounts.listing)
-        self.write_json(listing([self.user_json(a) for a in accounts]))
+        accounts, after = await self.run(self.accounts.listing, *self.page_arguments())
+        self.write_list([self.user_json(a) for a in accounts], after)
 
     @requires(USERS_MANAGE, body="NewUser")
     async def post(self) -> None:
@@ -122,12 +117,12 @@ class UserHandler(UserAPIHandler):
 
     @requires(USERS_MANAGE)
     async def delete(self, name: str) -> None:
-        await self.run(self.require_account, name)
-        user = self.find_user(name)
+        user = self.find_user(name)  # the hub's own user, from its database as its handlers do
         if user is not None and (hub_compat.stop_pending(user.spawner) or user.running):
             raise web.HTTPError(409, f"Stop {name!r}'s server first, then delete them.")
 
         def delete() -> None:
+            self.require_account(name)
             self.accounts.delete(name)  # refused (409) for a last admin; the hub user stays
             self.record("user.delete", name)
 
@@ -175,8 +170,9 @@ class ProjectsHandler(APIHandler):
 
     @requires(AUTHENTICATED)
     async def get(self) -> None:
-        views = await self.run(self.projects.visible_to_principal, self.principal)
-        self.write_json(listing([v.as_json() for v in views]))
+        page = self.projects.visible_page
+        views, after = await self.run(page, self.principal, *self.page_arguments())
+        self.write_list([v.as_json() for v in views], after)
 
     @requires(PROJECTS_CREATE, body="NewProject")
     async def post(self) -> None:
@@ -230,8 +226,8 @@ class MembersHandler(APIHandler):
 
     @requires(PROJECT_READ)
     async def get(self, slug: str) -> None:
-        members = await self.run(self.projects.members, slug)
-        self.write_json(listing([m.as_json() for m in members]))
+        members, after = await self.run(self.projects.members, slug, *self.page_arguments())
+        self.write_list([m.as_json() for m in members], after)
 
 
 class MemberHandler(APIHandler):
@@ -241,7 +237,7 @@ class MemberHandler(APIHandler):
     metric_family = "members"
 
     def member(self, slug: str, name: str):
-        return next(m for m in self.projects.members(slug) if m.name == name)
+        return next(m for m in self.projects.members(slug)[0] if m.name == name)
 
     @requires(MEMBER_SELF, body="MemberPreferences")
     async def patch(self, slug: str, name: str) -> None:
@@ -288,8 +284,8 @@ class TokensHandler(APIHandler):
         if self.get_argument("all", "") in ("1", "true"):
             check_may_manage_others(self.principal)
             owner = None
-        views = await self.run(self.core.tokens.listing, owner)
-        self.write_json(listing([t.as_json() for t in views]))
+        views, after = await self.run(self.core.tokens.listing, owner, *self.page_arguments())
+        self.write_list([t.as_json() for t in views], after)
 
     @requires(TOKENS_MANAGE, body="NewToken")
     async def post(self) -> None:
@@ -386,4 +382,4 @@ def audit_filters(handler) -> dict:
             filters["since"] = filters["since"].astimezone(UTC)
         except OverflowError:  # 0001-01-01 at +14:00 is before the first UTC day
             raise InvalidInput("'since' is out of range: use a time after year 1.") from None
-    return {**filters, "limit": handler.whole_number_argument("limit", AUDIT_PAGE_SIZE)}
+    return {**filters, "limit": handler.whole_number_argument("limit", PAGE_SIZE)}

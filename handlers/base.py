@@ -19,6 +19,7 @@ from jupyterhub.handlers import BaseHandler
 from jupyterhub_annotations.authenticator.accounts import Accounts
 from jupyterhub_annotations.authenticator.addresses import client_address
 from jupyterhub_annotations.authenticator.core import Core
+from jupyterhub_annotations.authenticator.cursors import PAGE_SIZE
 from jupyterhub_annotations.authenticator.errors import (
     AnnotationError,
     InvalidInput,
@@ -402,6 +403,10 @@ class AnnotationHandler(BaseHandler):
             raise InvalidInput(f"{name!r} must be a whole number.")
         return int(value)
 
+    def page_arguments(self) -> tuple[str | None, int]:
+        """A list's ``cursor`` and ``limit`` (`cursors`: checked in the core)."""
+        return self.get_argument("cursor", None), self.whole_number_argument("limit", PAGE_SIZE)
+
     def record(self, action: str, target: str | None = None, **details: object) -> None:
         """Record a security event done by this request's principal (and log it), in the
         store's threads: within the action's own call to `act`, so both commit together."""
@@ -594,6 +599,10 @@ class APIHandler(AnnotationHandler):
     def write_json(self, payload: Any, status: int = 200) -> None:
         self.set_status(status)
         self.finish(_JSON.encode(payload))
+
+    def write_list(self, items: list, after: str | None) -> None:
+        """One page of a list: its items and the cursor of the next page (null: the last)."""
+        self.write_json({"items": items, "next": after})
 
 
 class APINotFound(APIHandler):

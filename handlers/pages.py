@@ -99,7 +99,7 @@ class UsersPage(PageHandler):
         await self.render_page(
             "annotations_users.html",
             status=status,
-            accounts=await self.run(self.accounts.listing),
+            accounts=(await self.run(self.accounts.listing))[0],
             is_admin=self.accounts.is_admin,
             **ns,
         )
@@ -178,7 +178,7 @@ class ProjectPage(ProjectFormMixin, PageHandler):
     async def show(self, slug: str, status: int = 200, **ns) -> None:
         declared = self.projects.declared.get(slug, {})
         project, members = await self.run(
-            lambda: (self.projects.get(slug, self.project_role), self.projects.members(slug))
+            lambda: (self.projects.get(slug, self.project_role), self.projects.members(slug)[0])
         )
         await self.render_page(
             "annotations_project.html",
@@ -255,7 +255,7 @@ class TokensPage(PageHandler):
 
     def listing(self, everyone: bool = False) -> list[TokenView]:
         """The caller's live tokens, or everyone's (only for `sees_everyones`)."""
-        return self.tokens.listing(None if everyone else self.principal.name)
+        return self.tokens.listing(None if everyone else self.principal.name)[0]
 
     def create_form(self) -> dict:
         return {

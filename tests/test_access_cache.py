@@ -382,7 +382,7 @@ def test_last_use_is_recorded_on_cache_hits_without_voiding_the_cache(
     assert written == clock.now
     clock.advance(seconds=5)
     warm(tokens, plaintext, queries)
-    assert tokens.listing("alice")[0].last_used_at == clock.now
+    assert tokens.listing("alice")[0][0].last_used_at == clock.now
 
 
 def test_the_token_cache_is_capped(store, accounts, clock, monotonic):

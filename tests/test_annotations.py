@@ -21,12 +21,12 @@ from jupyterhub_annotations.authenticator import annotations as core
 from jupyterhub_annotations.authenticator import cursors
 from jupyterhub_annotations.authenticator.accounts import Accounts
 from jupyterhub_annotations.authenticator.annotations import (
-    PAGE_MAX,
     Annotations,
     check_item,
     check_own,
     sees_others,
 )
+from jupyterhub_annotations.authenticator.cursors import PAGE_MAX
 from jupyterhub_annotations.authenticator.errors import (
     Conflict,
     Forbidden,
@@ -473,7 +473,7 @@ def test_limit_extremes_accepted(anno, team):
 
 
 def test_pages_yields_bounded_pages_covering_every_row(anno, big, monkeypatch):
-    monkeypatch.setattr(core, "PAGE_MAX", 100)  # the export's page size
+    monkeypatch.setattr(core, "EXPORT_PAGE", 100)
     pages = list(anno.pages(SLUG, "vera", "viewer"))
     assert [len(p) for p in pages] == [100, 100, 52]
     assert [k for p in pages for k in keys(p)] == big

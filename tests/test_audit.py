@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from jupyterhub_annotations.authenticator import cursors
-from jupyterhub_annotations.authenticator.audit import ACTIONS, PAGE_MAX, PAGE_SIZE, Audit
+from jupyterhub_annotations.authenticator.audit import ACTIONS, Audit
+from jupyterhub_annotations.authenticator.cursors import PAGE_MAX, PAGE_SIZE
 from jupyterhub_annotations.authenticator.errors import InvalidInput
 from jupyterhub_annotations.authenticator.models import AuditEvent
 from jupyterhub_annotations.authenticator.store import Store

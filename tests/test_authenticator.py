@@ -501,7 +501,7 @@ def test_a_server_with_a_long_name_gets_a_token_that_dies_at_its_stop(make_auth)
     run(auth.pre_spawn_start(user("bob"), server))
     plaintext = server.environment["ANNOTATIONS_TOKEN"]
     auth.core.tokens.authenticate(plaintext)
-    (listed,) = auth.core.tokens.listing("bob")
+    (listed,) = auth.core.tokens.listing("bob")[0]
     assert len(listed.name) <= 100 and listed.name.startswith("server:xxx")
     run(auth.post_spawn_stop(user("bob"), server))
     with pytest.raises(Unauthenticated, match="revoked"):

@@ -62,7 +62,7 @@ def projects(make_projects) -> Projects:
 
 def members(projects: Projects, slug: str) -> dict[str, tuple[str, str]]:
     """name -> (role, source)."""
-    return {m.name: (m.role, m.source) for m in projects.members(slug)}
+    return {m.name: (m.role, m.source) for m in projects.members(slug)[0]}
 
 
 def project_with(projects: Projects, accounts: Accounts, slug: str, **roles: str) -> None:
@@ -220,7 +220,7 @@ def test_apply_declared_creates_a_member_of_two_projects_once(make_projects, acc
         }
     )
     assert sorted(projects.apply_declared()) == ["alice", "bob"]
-    assert [a.name for a in accounts.listing()] == ["alice", "bob"]
+    assert [a.name for a in accounts.listing()[0]] == ["alice", "bob"]
     assert [(v.slug, v.role) for v in projects.visible_to("alice", admin=False)] == [
         ("one", "admin"),
         ("two", "viewer"),
@@ -236,7 +236,7 @@ def test_apply_declared_twice_changes_nothing(make_projects, accounts):
     again = make_projects(config)
     assert again.apply_declared() == []
     assert (members(again, "demo"), again.visible_to("root", admin=True)) == before
-    assert [a.name for a in accounts.listing()] == ["alice", "bob"]
+    assert [a.name for a in accounts.listing()[0]] == ["alice", "bob"]
 
 
 def test_apply_declared_reapplies_a_changed_role_and_setting(make_projects):
@@ -377,7 +377,7 @@ def test_create_makes_the_creator_the_projects_admin(projects, accounts):
     accounts.create("alice")
     view = projects.create("demo", {"description": "Demo", "share_annotations": True}, "alice")
     assert view == ProjectView("demo", "Demo", True, True, "admin")
-    assert projects.members("demo") == [MemberView("alice", "admin", "api", show_others=True)]
+    assert projects.members("demo")[0] == [MemberView("alice", "admin", "api", show_others=True)]
     assert projects.access("demo", "alice")[0] == "admin"
     assert projects.get("demo", "admin") == view
 
@@ -390,7 +390,7 @@ def test_create_with_a_taken_slug_is_a_conflict(projects, accounts):
         projects.create("demo", {"description": "second"}, creator="bob")
     assert "'demo'" in e.value.message
     assert projects.get("demo", None).description == "first"
-    assert projects.members("demo") == [MemberView("alice", "admin", "api", show_others=True)]
+    assert projects.members("demo")[0] == [MemberView("alice", "admin", "api", show_others=True)]
 
 
 def test_create_with_a_declared_slug_is_a_conflict(declared, accounts):
@@ -443,7 +443,7 @@ def test_unknown_project_is_not_found_everywhere(projects, accounts):
     with pytest.raises(NotFound):
         projects.update("nope", {"description": "x"}, "admin")
     with pytest.raises(NotFound):
-        projects.members("nope")
+        projects.members("nope")[0]
     with pytest.raises(NotFound):
         projects.set_member("nope", "alice", "viewer", granter_role="admin")
     with pytest.raises(NotFound):
@@ -612,7 +612,7 @@ def test_project_views_serialise_with_the_fixed_field_names(three_projects):
         "api_access": True,
         "role": "viewer",
     }
-    assert three_projects.members("alpha")[0].as_json() == {
+    assert three_projects.members("alpha")[0][0].as_json() == {
         "name": "alice",
         "role": "admin",
         "source": "api",

@@ -442,15 +442,15 @@ def test_listing_is_metadata_of_live_tokens_own_or_everyones(tokens):
     _, c = tokens.create(BOB, "c")
     _, r = tokens.create(ROOT, "r", scopes=["users:manage"])
     tokens.revoke(gone.id, ALICE)
-    assert [(t.id, t.name) for t in tokens.listing("alice")] == [(a.id, "a"), (b.id, "b")]
-    assert [t.name for t in tokens.listing("bob")] == ["c"]
-    assert [(t.owner, t.name) for t in tokens.listing()] == [
+    assert [(t.id, t.name) for t in tokens.listing("alice")[0]] == [(a.id, "a"), (b.id, "b")]
+    assert [t.name for t in tokens.listing("bob")[0]] == ["c"]
+    assert [(t.owner, t.name) for t in tokens.listing()[0]] == [
         ("alice", "a"),
         ("alice", "b"),
         ("bob", "c"),
         ("root", "r"),
     ]
-    assert tokens.listing("nobody") == []
+    assert tokens.listing("nobody")[0] == []
     assert c.id != r.id
 
 
@@ -559,7 +559,7 @@ def test_projects_must_be_the_owners_and_not_empty(tokens):
 
 
 def minter(tokens: Tokens, owner: Principal, **kw) -> Principal:
-    plaintext, _ = tokens.create(owner, f"minter {len(tokens.listing())}", **kw)
+    plaintext, _ = tokens.create(owner, f"minter {len(tokens.listing()[0])}", **kw)
     return tokens.authenticate(plaintext)
 
 
@@ -620,10 +620,10 @@ def test_an_unrestricted_token_mints_restricted_ones(tokens):
 
 def test_nothing_is_written_when_minting_is_refused(tokens):
     via = minter(tokens, ALICE, scopes=["tokens:manage"], expires_in_days=2)
-    before = [t.id for t in tokens.listing("alice")]
+    before = [t.id for t in tokens.listing("alice")[0]]
     with pytest.raises(Forbidden):
         tokens.create(ALICE, "child", scopes=["annotations:write"], via=via)
-    assert [t.id for t in tokens.listing("alice")] == before
+    assert [t.id for t in tokens.listing("alice")[0]] == before
 
 
 # -- last use without a write per request -------------------------------------------------
@@ -656,7 +656,7 @@ def test_last_use_is_written_at_most_once_a_minute(tokens, store, clock, token_w
     assert len(token_writes) == 1  # 21 uses within 40 s: one write
     assert stored(store, view.id).last_used_at == first
     # The listing shows the latest use all the same.
-    assert tokens.listing("alice")[0].last_used_at == clock.now
+    assert tokens.listing("alice")[0][0].last_used_at == clock.now
     clock.advance(seconds=20)  # one minute after the write
     tokens.authenticate(plaintext)
     assert len(token_writes) == 2
@@ -686,7 +686,7 @@ def test_failed_authentications_record_no_use(tokens, store, accounts, clock, to
         tokens.authenticate(plaintext)
     assert token_writes == []
     assert stored(store, view.id).last_used_at is None
-    assert tokens.listing("alice")[0].last_used_at is None
+    assert tokens.listing("alice")[0][0].last_used_at is None
 
 
 def test_last_used_interval_is_configurable(store, accounts, clock):
@@ -718,7 +718,7 @@ def test_an_expired_token_gives_up_its_name(tokens, clock):
     tokens.create(ALICE, "notebook", expires_in_days=1)
     clock.advance(days=2)
     plaintext, view = tokens.create(ALICE, "notebook")
-    assert [t.id for t in tokens.listing("alice")] == [view.id]
+    assert [t.id for t in tokens.listing("alice")[0]] == [view.id]
     assert tokens.authenticate(plaintext).name == "alice"
 
 
@@ -751,7 +751,7 @@ def test_a_personal_token_cannot_take_the_server_prefix(tokens, name):
     with pytest.raises(InvalidInput, match="'server:' are reserved") as e:
         tokens.create(ALICE, name)
     assert e.value.status == 400
-    assert tokens.listing("alice") == []
+    assert tokens.listing("alice")[0] == []
 
 
 def test_a_servers_new_token_replaces_the_one_its_last_start_left(tokens):
@@ -763,7 +763,7 @@ def test_a_servers_new_token_replaces_the_one_its_last_start_left(tokens):
         tokens.authenticate(left)
     tokens.authenticate(new)
     tokens.authenticate(other)
-    assert sorted(t.name for t in tokens.listing("alice")) == ["server:default", "server:gpu"]
+    assert sorted(t.name for t in tokens.listing("alice")[0]) == ["server:default", "server:gpu"]
 
 
 def test_server_token_names_fit_the_name_limit_and_stay_apart():
