@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from jupyterhub.utils import maybe_future
-from jupyterhub_annotations.authenticator.cursors import PAGE_SIZE
 from jupyterhub_annotations.authenticator.errors import InvalidInput, NotFound
 from jupyterhub_annotations.authenticator.links import link_url
 from jupyterhub_annotations.authenticator.models import Account
@@ -369,7 +368,7 @@ def audit_filters(handler) -> dict:
     since = handler.get_argument("since", None)
     filters = {
         key: handler.get_argument(key, None) or None
-        for key in ("actor", "action", "target", "cursor")
+        for key in ("actor", "action", "target")
     }
     try:
         filters["since"] = datetime.fromisoformat(since.upper()) if since else None
@@ -382,4 +381,5 @@ def audit_filters(handler) -> dict:
             filters["since"] = filters["since"].astimezone(UTC)
         except OverflowError:  # 0001-01-01 at +14:00 is before the first UTC day
             raise InvalidInput("'since' is out of range: use a time after year 1.") from None
-    return {**filters, "limit": handler.whole_number_argument("limit", PAGE_SIZE)}
+    filters["cursor"], filters["limit"] = handler.page_arguments()
+    return filters

@@ -404,8 +404,10 @@ class AnnotationHandler(BaseHandler):
         return int(value)
 
     def page_arguments(self) -> tuple[str | None, int]:
-        """A list's ``cursor`` and ``limit`` (`cursors`: checked in the core)."""
-        return self.get_argument("cursor", None), self.whole_number_argument("limit", PAGE_SIZE)
+        """A list's ``cursor`` (empty: the first page, as no cursor) and ``limit``
+        (`cursors`: both checked in the core)."""
+        cursor = self.get_argument("cursor", None) or None
+        return cursor, self.whole_number_argument("limit", PAGE_SIZE)
 
     def record(self, action: str, target: str | None = None, **details: object) -> None:
         """Record a security event done by this request's principal (and log it), in the
