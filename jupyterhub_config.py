@@ -15,7 +15,10 @@ state.mkdir(parents=True, exist_ok=True)
 
 # -- the hub ------------------------------------------------------------------------
 c.JupyterHub.authenticator_class = "annotation"
-c.JupyterHub.bind_url = "http://127.0.0.1:8000"
+# Local only, on JupyterHub's default port 8000. Set as ip (not bind_url, which would
+# win over the command line), so `jupyterhub -f jupyterhub_config.py --port 8811` or
+# `--ip 0.0.0.0` work as JupyterHub documents them.
+c.JupyterHub.ip = "127.0.0.1"
 c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
 c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
 c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")

@@ -11,8 +11,10 @@ import os
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlparse
 
 from jupyterhub.auth import Authenticator
+from jupyterhub.utils import url_path_join
 from jupyterhub_annotations.handlers import hub_compat
 from tornado import web
 from traitlets import Dict, Float, Integer, List, TraitError, Unicode, default, validate
@@ -43,6 +45,15 @@ def _checked_link_secret(secret: str, source: str) -> str:
             "Or leave it unset, and a key is generated and kept in link_secret_file."
         )
     return secret
+
+
+def api_url_for(spawner) -> str:
+    """The API's URL as the server reaches the hub: at `Spawner.hub_connect_url` when it
+    is set (batchspawner, containers), as JupyterHub builds its own JUPYTERHUB_API_URL."""
+    hub_url = spawner.hub.url
+    if spawner.hub_connect_url is not None:
+        hub_url = url_path_join(spawner.hub_connect_url, urlparse(hub_url).path)
+    return url_path_join(hub_url, "annotations/api/")
 
 
 class AnnotationAuthenticator(Authenticator):
@@ -387,7 +398,16 @@ class AnnotationAuthenticator(Authenticator):
             declared_projects=parse_declared(self.projects),
             trusted_proxy_hops=self.trusted_proxy_hops,
         )
-        return Core(settings, self.log)
+        return Core(settings, self.log, may_use=self.may_use_hub)
+
+    def may_use_hub(self, name: str) -> bool:
+        """JupyterHub's allow and block lists, read live (the hub adds to
+        `allowed_users` as it adds users): not in `blocked_users`, and in
+        `allowed_users` when that is set (`admin_users` are, as the hub merges them).
+        Beside them, an active account is needed (`check_allowed`)."""
+        if name in self.blocked_users:
+            return False
+        return not self.allowed_users or name in self.allowed_users
 
     def link_url(self, token: str) -> str:
         """The one-time URL for a link token, under the hub's URL as configured (for
@@ -493,7 +513,11 @@ class AnnotationAuthenticator(Authenticator):
         return {"name": name, "admin": core.accounts.is_admin(account)}
 
     async def check_allowed(self, username: str, authentication: dict | None = None) -> bool:
-        """Active accounts of our store may use the hub; nobody else."""
+        """Active accounts of our store may use the hub, within JupyterHub's
+        `allowed_users` when it is set (`may_use_hub`); nobody else. (The hub checks
+        `blocked_users` itself before this.)"""
+        if not self.may_use_hub(username):
+            return False
         account = await self.core.run(self.core.accounts.get, username)
         return account is not None and account.active
 
@@ -503,7 +527,7 @@ class AnnotationAuthenticator(Authenticator):
         Our store decides who is a hub admin, so the hub's own flag follows it.
         """
         account = await self.core.run(self.core.accounts.get, user.name)
-        if account is None or not account.active:
+        if account is None or not account.active or not self.may_use_hub(user.name):
             if handler is not None:
                 hub_compat.prepare_logout(handler)
             return False
@@ -522,7 +546,7 @@ class AnnotationAuthenticator(Authenticator):
         if self.inject_token_scopes:
             plaintext = await self.core.act(self._server_token, user.name, spawner.name)
             spawner.environment["ANNOTATIONS_TOKEN"] = plaintext
-            spawner.environment["ANNOTATIONS_API_URL"] = f"{spawner.hub.url}annotations/api/"
+            spawner.environment["ANNOTATIONS_API_URL"] = api_url_for(spawner)
 
     def _server_token(self, name: str, server_name: str) -> str:
         core = self.core

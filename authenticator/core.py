@@ -71,7 +71,14 @@ class StartUp:
 class Core:
     """The store, the domain services and the pools that run them off the event loop."""
 
-    def __init__(self, settings: Settings, log: logging.Logger) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        log: logging.Logger,
+        may_use: Callable[[str], bool] = lambda name: True,
+    ) -> None:
+        """``may_use``: whether an account's name may use the hub at all, asked at every
+        token use (the in-hub Authenticator's `allowed_users` and `blocked_users`)."""
         self.settings = settings
         self.log = log
         self.store = Store(settings.db_url)
@@ -89,6 +96,7 @@ class Core:
         self.tokens = Tokens(
             self.store,
             is_admin=self.accounts.is_admin,
+            may_use=may_use,
             max_lifetime_days=settings.token_max_lifetime_days,
             max_live_per_user=settings.token_max_live_per_user,
             cache=AccessCache(self.store, settings.access_cache_seconds),

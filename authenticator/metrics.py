@@ -4,22 +4,33 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
+LOGIN_OUTCOMES = ("success", "failure", "locked", "deactivated")
 LOGINS = Counter(
     "annotations_logins",
-    "Logins through the annotation authenticator, by outcome "
-    "(success, failure, locked, deactivated)",
+    f"Logins through the annotation authenticator, by outcome ({', '.join(LOGIN_OUTCOMES)})",
     ["outcome"],
 )
+TOKEN_OUTCOMES = ("accepted", "refused")
 TOKEN_AUTHENTICATIONS = Counter(
     "annotations_token_authentications",
     "API requests carrying a personal access token, by outcome (accepted, refused)",
     ["outcome"],
 )
+WRITE_KINDS = ("put", "delete", "import")
 ANNOTATION_WRITES = Counter(
     "annotations_writes",
     "Annotations written, by kind (put, delete, import: one per record)",
     ["kind"],
 )
+# Every label value exists from the start, at 0: a rate or an alert on failed logins
+# works before the first failure (absent series are not 0 to Prometheus).
+for _counter, _values in (
+    (LOGINS, LOGIN_OUTCOMES),
+    (TOKEN_AUTHENTICATIONS, TOKEN_OUTCOMES),
+    (ANNOTATION_WRITES, WRITE_KINDS),
+):
+    for _value in _values:
+        _counter.labels(_value)
 CONFLICTS = Counter(
     "annotations_conflicts",
     "Conditional annotation writes refused with 412 (a newer version existed)",

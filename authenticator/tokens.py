@@ -174,14 +174,17 @@ class Tokens:
         self,
         store: Store,
         is_admin: Callable = lambda account: account.admin,
+        may_use: Callable[[str], bool] = lambda name: True,
         max_lifetime_days: int = 90,
         max_live_per_user: int = 50,
         clock: Callable[[], datetime] = utcnow,
         cache: AccessCache | None = None,
     ) -> None:
-        """``cache``: where token lookups are kept (by digest); None: no caching."""
+        """``cache``: where token lookups are kept (by digest); None: no caching.
+        ``may_use``: whether the owner may use the hub at all (asked at every use)."""
         self.store = store
         self.is_admin = is_admin
+        self.may_use = may_use
         self.max_lifetime_days = max_lifetime_days
         self.max_live_per_user = max_live_per_user
         self.clock = clock
@@ -212,6 +215,11 @@ class Tokens:
             )
         if not row.active:
             raise Unauthenticated("The token's account is deactivated.")
+        if not self.may_use(principal.name):
+            raise Unauthenticated(
+                "The token's account may not use this hub (c.Authenticator.allowed_users "
+                "or blocked_users)."
+            )
         self.last_used.record(self.store, row.id, now)
         return principal
 

@@ -92,10 +92,12 @@ def make_hub(request, tmp_path: Path, db_url: str):
     require(PROXY.exists(), f"configurable-http-proxy is not installed at {PROXY} (npm ci)")
     hubs: list[Hub] = []
 
-    def make(extra_config: str = "", env: dict | None = None, start: bool = True) -> Hub:
+    def make(
+        extra_config: str = "", env: dict | None = None, start: bool = True, **options
+    ) -> Hub:
         folder = tmp_path / f"hub{len(hubs)}"
         folder.mkdir()
-        hub = Hub(folder, db_url, extra_config, env)
+        hub = Hub(folder, db_url, extra_config, env, **options)
         hubs.append(hub)
         return hub.start() if start else hub
 

@@ -60,8 +60,18 @@ def free_port() -> int:
 
 
 class Hub:
-    def __init__(self, folder: Path, db_url: str, extra_config: str = "", env: dict | None = None):
+    def __init__(
+        self,
+        folder: Path,
+        db_url: str,
+        extra_config: str = "",
+        env: dict | None = None,
+        port_on_command_line: bool = False,
+    ):
+        """``port_on_command_line``: the hub's port comes from ``--port``, as a user
+        would give it, not from the test's config."""
         self.folder = folder
+        self.port_on_command_line = port_on_command_line
         self.db_url = db_url
         self.pick_ports()
         self.config = folder / "jupyterhub_config.py"
@@ -81,9 +91,12 @@ class Hub:
         self.api_port = free_port()
 
     def write_config(self) -> None:
+        # ip and port, as the demo config sets them (with bind_url as well, JupyterHub
+        # would take ip and port and warn).
+        bind = "" if self.port_on_command_line else f"c.JupyterHub.port = {self.port}\n"
         self.config.write_text(
             f"load_subconfig({str(REPO / 'jupyterhub_config.py')!r})\n"
-            f"c.JupyterHub.bind_url = {self.url!r}\n"
+            f"{bind}"
             f"c.JupyterHub.hub_bind_url = 'http://127.0.0.1:{self.hub_port}'\n"
             f"c.ConfigurableHTTPProxy.api_url = 'http://127.0.0.1:{self.api_port}'\n"
             f"c.AnnotationAuthenticator.db_url = {self.db_url!r}\n"
@@ -117,8 +130,9 @@ class Hub:
         log = self.log_path.open("a")
         log.write(f"\n===== start {self.starts} =====\n")
         log.flush()
+        port = ["--port", str(self.port)] if self.port_on_command_line else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(self.config)],
+            [sys.executable, "-m", "jupyterhub", "-f", str(self.config), *port],
             cwd=self.folder,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -419,6 +419,41 @@ def test_check_allowed_only_for_active_accounts(auth):
     assert run(auth.check_allowed("bob")) is False
 
 
+def test_allowed_and_blocked_users_keep_their_jupyterhub_meaning(make_auth):
+    """`allowed_users` narrows who may log in (admins are in it, as the hub merges them);
+    `blocked_users` bars them; both also bar their tokens and end their sessions at the
+    next refresh. An account is still needed either way."""
+    auth = make_auth(allowed_users={"admin", "alice"}, blocked_users={"carol"})
+    auth.check_allow_config()
+    for name in ("alice", "bob", "carol"):
+        run(auth.add_user(user(name)))
+    auth.allowed_users.discard("bob")  # add_user let an existing hub user in, as the hub does
+    assert run(auth.check_allowed("alice")) is True
+    assert run(auth.check_allowed("bob")) is False  # an account, but not in the allow list
+    assert run(auth.check_allowed("ghost")) is False  # in no list and no account
+    tokens = {
+        name: auth.core.tokens.create(Principal(name=name, admin=False), "t")[0]
+        for name in ("alice", "bob", "carol")
+    }
+    assert auth.core.tokens.authenticate(tokens["alice"]).name == "alice"
+    for name in ("bob", "carol"):
+        with pytest.raises(Unauthenticated, match="may not use this hub"):
+            auth.core.tokens.authenticate(tokens[name])
+        assert run(auth.refresh_user(user(name))) is False
+    assert run(auth.refresh_user(user("alice"))) == {"admin": False}
+    # The lists are read live: the hub adding someone lets their token in at once.
+    auth.allowed_users.add("bob")
+    assert auth.core.tokens.authenticate(tokens["bob"]).name == "bob"
+
+
+def test_with_no_allow_list_every_active_account_may_log_in(make_auth):
+    auth = make_auth(allow_all=True)
+    auth.check_allow_config()
+    run(auth.add_user(user("bob")))
+    assert run(auth.check_allowed("bob")) is True
+    assert run(auth.check_allowed("ghost")) is False  # allow_all does not make accounts
+
+
 def test_add_user_creates_a_password_less_account_once(auth):
     run(auth.add_user(user("bob")))
     first = auth.core.accounts.get("bob")
@@ -474,9 +509,26 @@ async def test_refresh_user_logs_out_a_deleted_account(auth):
 READ_WRITE = ["annotations:read", "annotations:write"]
 
 
-def spawner(name: str = "") -> SimpleNamespace:
+def spawner(name: str = "", hub_connect_url: str | None = None) -> SimpleNamespace:
     hub = SimpleNamespace(url="http://127.0.0.1:8081/hub/")
-    return SimpleNamespace(name=name, environment={}, hub=hub)
+    return SimpleNamespace(name=name, environment={}, hub=hub, hub_connect_url=hub_connect_url)
+
+
+@pytest.mark.parametrize(
+    ("connect", "expected"),
+    [
+        (None, "http://127.0.0.1:8081/hub/annotations/api/"),
+        ("http://10.0.0.5:8081", "http://10.0.0.5:8081/hub/annotations/api/"),
+        ("http://hub.internal:8081/", "http://hub.internal:8081/hub/annotations/api/"),
+    ],
+)
+def test_the_api_url_follows_hub_connect_url(make_auth, connect, expected):
+    auth = make_auth(inject_token_scopes=READ_WRITE)
+    auth.check_allow_config()
+    run(auth.add_user(user("bob")))
+    server = spawner(hub_connect_url=connect)
+    run(auth.pre_spawn_start(user("bob"), server))
+    assert server.environment["ANNOTATIONS_API_URL"] == expected
 
 
 def test_a_user_at_the_token_cap_can_still_start_their_server(make_auth):

@@ -6,6 +6,7 @@ import re
 import time
 
 import pytest
+import requests
 
 from tests.hub import Browser, form_fields
 
@@ -32,6 +33,16 @@ def test_first_run_prints_one_setup_link(hub):
     assert 'name="_xsrf"' in page.text
     # Our account table is the allow list: the hub must not warn that it has none.
     assert "No allow config found" not in hub.log()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_demo_config_takes_its_port_from_the_command_line(make_hub):
+    """`jupyterhub -f jupyterhub_config.py --port P`: the hub listens on P, and the
+    first-run link says so (the demo config must not pin a bind_url)."""
+    hub = make_hub(port_on_command_line=True)
+    assert requests.get(f"{hub.url}/hub/health", timeout=10).status_code == 200
+    (link,) = hub.setup_links()
+    assert link.startswith(f"http://127.0.0.1:{hub.port}/hub/annotations/set-password?")
 
 
 def test_pages_holding_a_link_token_are_never_stored(hub):

@@ -6,7 +6,12 @@ import re
 
 import pytest
 import requests
-from jupyterhub_annotations.authenticator.metrics import FAMILIES
+from jupyterhub_annotations.authenticator.metrics import (
+    FAMILIES,
+    LOGIN_OUTCOMES,
+    TOKEN_OUTCOMES,
+    WRITE_KINDS,
+)
 from jupyterhub_annotations.handlers import default_handlers
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -35,6 +40,15 @@ def value(metrics: dict, name: str, **labels) -> float:
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_logins_tokens_writes_conflicts_and_latency_are_counted(make_hub):
     hub = make_hub("c.JupyterHub.authenticate_prometheus = False")
+    # Before anything happened, every outcome and kind is there, at 0.
+    fresh = samples(hub)
+    for name, label, values in (
+        ("annotations_logins_total", "outcome", LOGIN_OUTCOMES),
+        ("annotations_token_authentications_total", "outcome", TOKEN_OUTCOMES),
+        ("annotations_writes_total", "kind", WRITE_KINDS),
+    ):
+        for v in values:
+            assert fresh[(name, ((label, v),))] == 0, (name, v)
     Browser(hub).login("admin", "not the password at all")
     admin = logged_in_admin(hub)  # sets the password, then logs in
     token = admin.api(
