@@ -85,6 +85,10 @@ c.AnnotationAuthenticator.lockout_window_minutes = 15
 # Proxies between the clients and the hub that append to X-Forwarded-For: 1 is the
 # configurable-http-proxy JupyterHub runs; add one per reverse proxy in front of it.
 c.AnnotationAuthenticator.trusted_proxy_hops = 1
+
+# Deleting a user in JupyterHub (admin page, API, idle culler) deactivates the account;
+# "keep" leaves it active, for hubs that cull idle users (docs/accounts.md).
+# c.AnnotationAuthenticator.hub_user_deletion = "deactivate"
 # Default: CPU cores minus one, at least one.
 # c.AnnotationAuthenticator.password_hash_threads = max(1, (os.cpu_count() or 2) - 1)
 

@@ -19,7 +19,7 @@ from . import cursors, passwords, usernames
 from .errors import Conflict, Forbidden, InvalidInput, LinkError, NotFound
 from .links import LinkClaims, LinkSigner
 from .lockout import LockoutPolicy
-from .models import Account, Membership, Project, utcnow
+from .models import Account, Annotation, Membership, Project, utcnow
 from .permissions import Principal
 from .store import Store
 
@@ -131,6 +131,26 @@ class Accounts:
             self._keep_an_active_admin(s, account)
             _keep_project_admins(s, account)
             s.delete(account)
+            return True
+
+    def rename(self, name: str, new_name: str) -> bool:
+        """Give the account ``name`` (and the annotations it owns) the name ``new_name``;
+        False when there is no such account. Memberships and tokens follow by id."""
+        usernames.check_username(new_name)
+        with self.store.transaction() as s:
+            account = find_account(s, name)
+            if account is None:
+                return False
+            if find_account(s, new_name) is not None:
+                raise Conflict(
+                    f"An account named {new_name!r} exists already: delete it or choose "
+                    "another name."
+                )
+            account.name = new_name
+            # Annotations keep their owner's name as part of their key (SPEC 7).
+            s.execute(
+                update(Annotation).where(Annotation.owner_id == account.id).values(owner=new_name)
+            )
             return True
 
     def update(self, name: str, active: bool | None = None, admin: bool | None = None) -> Account:

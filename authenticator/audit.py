@@ -33,6 +33,7 @@ ACTIONS = (
     "user.create",
     "user.update",
     "user.delete",
+    "user.rename",
     "project.create",
     "project.update",
     "project.delete",

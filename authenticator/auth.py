@@ -15,14 +15,14 @@ from urllib.parse import urlparse
 
 from jupyterhub.auth import Authenticator
 from jupyterhub.utils import url_path_join
-from jupyterhub_annotations.handlers import hub_compat
+from jupyterhub_annotations.handlers import hub_compat, hub_mirror
 from tornado import web
-from traitlets import Dict, Float, Integer, List, TraitError, Unicode, default, validate
+from traitlets import Dict, Enum, Float, Integer, List, TraitError, Unicode, default, validate
 
 from . import passwords, redact, usernames
 from .accounts import Deactivated
 from .core import Core, Settings
-from .errors import Conflict, InvalidInput, LockedOut
+from .errors import AnnotationError, Conflict, InvalidInput, LockedOut
 from .links import link_url, load_or_create_secret
 from .paths import public_hub_url, share_dir, state_dir
 from .permissions import SCOPES, USERS_MANAGE, Principal
@@ -353,6 +353,25 @@ class AnnotationAuthenticator(Authenticator):
         """,
     ).tag(config=True)
 
+    hub_user_deletion = Enum(
+        ["deactivate", "keep"],
+        default_value="deactivate",
+        help="""
+        What deleting a user in JupyterHub (its admin page, ``DELETE
+        /hub/api/users/<name>``, ``jupyterhub-idle-culler --cull-users``) does to their
+        account. Either way the hub user goes with its servers and browser sessions,
+        and nothing is destroyed: password, tokens, memberships and annotations stay.
+
+        ``deactivate`` (the default): the account is deactivated, as on the Users page:
+        no login, no token, unused links die, until a hub admin reactivates it there.
+        ``keep``: the account stays active; the person logs in again (which brings the
+        hub user back) and their tokens keep working: for hubs that cull idle users.
+
+        The last active hub admin is never deactivated this way (the log says so).
+        Accounts are deleted for good on the Users page or the API only.
+        """,
+    ).tag(config=True)
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         # Every line of the hub log, JupyterHub's access log included, is scrubbed of
@@ -422,6 +441,10 @@ class AnnotationAuthenticator(Authenticator):
         account table must be ready before the hub adds anyone to it."""
         super().check_allow_config()
         self.start_core()
+        if self.parent is not None:  # the hub's database, when a hub runs us
+            hub_mirror.show_all(self.parent.db, self.core)
+            self.parent.db.commit()
+        hub_compat.on_rename(self.rename_account)
 
     def start_core(self) -> None:
         """The start-up step (`Core.start`: migrations, first admin, declared projects),
@@ -506,11 +529,24 @@ class AnnotationAuthenticator(Authenticator):
             # Answered like a wrong password (SPEC 13): only the audit knows.
             await core.run(core.audit.record, "login.deactivated", name, name, address)
             return None
-        outcome = "login.failure" if account is None else "login.success"
-        await core.run(core.audit.record, outcome, name, name, address)
         if account is None:
+            await core.run(core.audit.record, "login.failure", name, name, address)
             return None
+        mirror = await core.act(self._logged_in, name, address)
+        hub_user = handler.find_user(name) if handler else None
+        if hub_user is not None and mirror is not None:  # else add_user comes next
+            self._mirror_groups(hub_user, mirror)
         return {"name": name, "admin": core.accounts.is_admin(account)}
+
+    def _logged_in(self, name: str, address: str) -> hub_mirror.AccountMirror | None:
+        self.core.audit.record("login.success", name, name, address)
+        return hub_mirror.read(self.core, name)
+
+    @staticmethod
+    def _mirror_groups(user, mirror: hub_mirror.AccountMirror) -> None:
+        """The hub user's project groups as the store has them (`hub_mirror`)."""
+        hub_mirror.set_groups(user.db, user.orm_user, mirror.roles)
+        user.db.commit()
 
     async def check_allowed(self, username: str, authentication: dict | None = None) -> bool:
         """Active accounts of our store may use the hub, within JupyterHub's
@@ -526,12 +562,13 @@ class AnnotationAuthenticator(Authenticator):
 
         Our store decides who is a hub admin, so the hub's own flag follows it.
         """
-        account = await self.core.run(self.core.accounts.get, user.name)
-        if account is None or not account.active or not self.may_use_hub(user.name):
+        mirror = await self.core.run(hub_mirror.read, self.core, user.name)
+        if mirror is None or not mirror.active or not self.may_use_hub(user.name):
             if handler is not None:
                 hub_compat.prepare_logout(handler)
             return False
-        return {"admin": self.core.accounts.is_admin(account)}
+        self._mirror_groups(user, mirror)
+        return {"admin": mirror.admin}
 
     # -- spawned servers ------------------------------------------------------------
 
@@ -584,17 +621,38 @@ class AnnotationAuthenticator(Authenticator):
             self.core.audit.record("user.create", None, name, reason="added to the hub")
 
     async def delete_user(self, user) -> None:
-        """Called when the hub deletes a user: their account and memberships go too.
-
-        Refused (409, and the hub keeps the user) for the last active hub admin.
-        """
-        try:
-            await self.core.act(self._delete_account, user.name)
-        except Conflict as e:
-            raise web.HTTPError(409, e.message) from None
+        """Called when the hub deletes a user (its admin page, its REST API, a culler):
+        the account is deactivated or kept (`hub_user_deletion`), never deleted. Never
+        refused either, so the hub's deletion completes: a culler logs a traceback for
+        every refusal, every cycle."""
+        if self.hub_user_deletion == "deactivate":
+            await self.core.act(self._deactivate_deleted, user.name)
         super().delete_user(user)
 
-    def _delete_account(self, name: str) -> None:
-        if self.core.accounts.delete(name):
-            # From JupyterHub's admin page or API (ours deletes the account first).
-            self.core.audit.record("user.delete", None, name, reason="deleted from the hub")
+    def _deactivate_deleted(self, name: str) -> None:
+        account = self.core.accounts.get(name)
+        if account is None or not account.active:
+            return
+        try:
+            self.core.update_account(name, None, None, reason="deleted from the hub", active=False)
+        except Conflict:
+            self.log.warning(
+                "JupyterHub deleted the user %r; their account stays active, as the last "
+                "active hub admin (make someone else a hub admin first).",
+                name,
+            )
+            self.core.audit.record(
+                "user.update", None, name, reason="deleted from the hub; kept as last admin"
+            )
+
+    def rename_account(self, name: str, new_name: str) -> None:
+        """Called as JupyterHub renames a user (`hub_compat.on_rename`), before the
+        hub commits: the account takes the new name, or the rename is refused (409)."""
+        try:
+            # On the event loop: the hub's assignment cannot wait for a thread. A rare
+            # admin action, and one short transaction.
+            with self.core.store.action():
+                if self.core.accounts.rename(name, new_name):
+                    self.core.audit.record("user.rename", None, new_name, previous=name)
+        except AnnotationError as e:
+            raise web.HTTPError(e.status, e.message) from None

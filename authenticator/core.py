@@ -23,6 +23,7 @@ from .annotations import Annotations
 from .audit import Audit
 from .links import LinkSigner
 from .lockout import LockoutPolicy
+from .models import Account
 from .projects import Projects
 from .store import NeedsStore, Store
 from .tokens import Tokens
@@ -81,6 +82,7 @@ class Core:
         token use (the in-hub Authenticator's `allowed_users` and `blocked_users`)."""
         self.settings = settings
         self.log = log
+        self.may_use = may_use
         self.store = Store(settings.db_url)
         self.accounts = Accounts(
             self.store,
@@ -135,6 +137,24 @@ class Core:
                     self.audit.record("link.issue", None, first.name, purpose="setup")
             declared = self.projects.apply_declared() if declare_projects else []
         return StartUp(first_admin=first, declared_accounts=declared)
+
+    def update_account(
+        self,
+        name: str,
+        actor: str | None,
+        address: str | None,
+        reason: str | None = None,
+        **changes: bool,
+    ) -> Account:
+        """Change an account's ``admin``/``active`` flags and record it (with an
+        optional ``reason``); a deactivation also kills its links, recorded as such.
+        In the store's threads, inside an action (`act`)."""
+        account = self.accounts.update(name, **changes)
+        because = {"reason": reason} if reason else {}
+        self.audit.record("user.update", actor, name, address, **changes, **because)
+        if changes.get("active") is False:
+            self.audit.record("link.revoke", actor, name, address, reason="deactivated")
+        return account
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call ``fn``, which may use the store, in the store's threads: the event loop

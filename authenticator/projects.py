@@ -204,6 +204,23 @@ class Projects:
             rows = conn.execute(query.order_by(Project.slug)).all()
         return tuple(ProjectView(**row._mapping) for row in rows)
 
+    def roles(self, name: str | None = None) -> dict[str, dict[str, str]]:
+        """Memberships as name -> slug -> role, of every account or of ``name`` alone,
+        read from the database (never the cache: inside an action it sees the action's
+        own writes)."""
+        query = (
+            select(Account.name, Project.slug, Membership.role)
+            .join(Membership, Membership.account_id == Account.id)
+            .join(Project, Project.id == Membership.project_id)
+        )
+        if name is not None:
+            query = query.where(Account.name == name)
+        roles: dict[str, dict[str, str]] = {}
+        with self.store.reading() as conn:
+            for member, slug, role in conn.execute(query):
+                roles.setdefault(member, {})[slug] = role
+        return roles
+
     def visible_to_principal(self, principal: Principal) -> list[ProjectView]:
         """The projects a request may see: for a token, only within its projects, with
         a reading scope, and where the project's ``api_access`` is on."""

@@ -48,7 +48,7 @@ from jupyterhub_annotations.authenticator.usernames import normalize
 from tornado import httputil, web
 from tornado.httputil import url_concat
 
-from . import hub_compat
+from . import hub_compat, hub_mirror
 from .document import check_body, field_name
 
 T = TypeVar("T")
@@ -240,6 +240,8 @@ class AnnotationHandler(BaseHandler):
         self._received = 0
         # Why `prepare` refused the request, to answer once the (small) body is read.
         self._refusal: BaseException | None = None
+        # What the changes recorded by this request's `act` mean for the hub's users.
+        self._changes = hub_mirror.Changes()
 
     def body_limit(self) -> int:
         """The largest body this request may carry, in bytes."""
@@ -303,8 +305,18 @@ class AnnotationHandler(BaseHandler):
 
     async def act(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`run` for a change: ``fn`` with its audit records (`record`) is one
-        transaction (`Core.act`)."""
-        return await self.core.act(fn, *args, **kwargs)
+        transaction (`Core.act`). Then JupyterHub's own users and groups follow the
+        accounts and projects it recorded changes of (`hub_mirror`)."""
+        changed = hub_mirror.Changes()
+
+        def action() -> tuple[T, list[hub_mirror.AccountMirror]]:
+            self._changes = changed
+            result = fn(*args, **kwargs)
+            return result, changed.read(self.core)
+
+        result, mirrors = await self.core.act(action)
+        changed.apply(self.db, mirrors)
+        return result
 
     async def prepare(self) -> None:
         """Decide on the request from its headers, before any of its body is read."""
@@ -415,15 +427,14 @@ class AnnotationHandler(BaseHandler):
         actor = self.principal.name if self.principal is not None else None
         address = self.client_address()
         self.core.audit.record(action, actor, target=target, address=address, **details)
+        self._changes.note(action, actor, target)
 
     def update_account(self, name: str, **changes: bool) -> Account:
-        """Change an account's ``admin``/``active`` flags and record it, in the store's
-        threads (within `act`); deactivation also kills its links, recorded as such.
-        The one place for the API and the Users page."""
-        account = self.accounts.update(name, **changes)
-        self.record("user.update", name, **changes)
-        if changes.get("active") is False:
-            self.record("link.revoke", name, reason="deactivated")
+        """`Core.update_account` by this request's principal, in the store's threads
+        (within `act`): the one place for the API and the Users page."""
+        actor = self.principal.name if self.principal is not None else None
+        account = self.core.update_account(name, actor, self.client_address(), **changes)
+        self._changes.note("user.update", actor, name)
         return account
 
     async def audit(self, action: str, target: str | None = None, **details: object) -> None:
@@ -459,6 +470,11 @@ class AnnotationHandler(BaseHandler):
             )
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if self._chunks is not None:
+            # Answered before the body was read (Tornado's 405 for a method we do not
+            # route comes even before `prepare`): Tornado then drops the connection,
+            # and saying so keeps the proxy from sending the next request down it.
+            self.set_header("Connection", "close")
         exc_info = kwargs.get("exc_info")
         if exc_info and isinstance(exc_info[1], AnnotationError):
             error = exc_info[1]

@@ -5,8 +5,13 @@ be checked against this module (the end-to-end suite runs on 5.x and 6.x).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from jinja2 import FileSystemLoader
 from jupyterhub import __version__ as JUPYTERHUB_VERSION
+from jupyterhub import orm
+from sqlalchemy import event
+from sqlalchemy.orm import object_session
 
 # The JupyterHub majors whose private attributes below were read and tested.
 CHECKED_MAJORS = (5, 6)
@@ -53,3 +58,35 @@ def add_template_path(tornado_settings: dict, path: str) -> None:
         for loader in tornado_settings[env].loader.loaders:
             if isinstance(loader, FileSystemLoader) and path not in loader.searchpath:
                 loader.searchpath.insert(len(loader.searchpath) - 1, path)
+
+
+_rename_callback: Callable[[str, str], None] | None = None
+
+
+def on_rename(callback: Callable[[str, str], None]) -> None:
+    """Have ``callback(old, new)`` called whenever JupyterHub renames a user.
+
+    JupyterHub has no hook for it: ``PATCH /hub/api/users/{name}`` sets
+    ``orm.User.name`` and commits, telling no Authenticator (5.x and 6.x alike). So we
+    listen to that attribute: the callback runs inside the assignment, on the event
+    loop and before the commit, and an exception it raises refuses the rename (the
+    hub's session is rolled back, so nothing of the request is committed). One
+    callback per process, the last given: a hub has one Authenticator.
+    """
+    global _rename_callback
+    _rename_callback = callback
+    if not event.contains(orm.User.name, "set", _renamed):
+        event.listen(orm.User.name, "set", _renamed, active_history=True)
+
+
+def _renamed(target: orm.User, value: object, oldvalue: object, _initiator: object) -> None:
+    # A new user's first name comes with a symbol (NO_VALUE) as its old value.
+    if _rename_callback is None or not isinstance(oldvalue, str) or oldvalue == value:
+        return
+    try:
+        _rename_callback(oldvalue, str(value))
+    except Exception:
+        session = object_session(target)
+        if session is not None:
+            session.rollback()
+        raise

@@ -13,10 +13,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from jupyterhub import orm
 from jupyterhub_annotations.authenticator import passwords
 from jupyterhub_annotations.authenticator.auth import AnnotationAuthenticator
 from jupyterhub_annotations.authenticator.errors import Unauthenticated
 from jupyterhub_annotations.authenticator.permissions import SCOPES, Principal
+from sqlalchemy.orm import Session
 from tornado import web
 from traitlets import Float, Integer, TraitError
 
@@ -27,19 +29,40 @@ BOB_PASSWORD = "battery staple 5 annotations"
 WRONG = "not the password at all"
 
 
-def handler(address: str = "127.0.0.1") -> SimpleNamespace:
-    """A login request straight from ``address`` (no proxy in between)."""
+def handler(address: str = "127.0.0.1", hub_db: Session | None = None) -> SimpleNamespace:
+    """A login request straight from ``address`` (no proxy in between), to a hub whose
+    database is ``hub_db`` (none: a hub without users)."""
     peer = SimpleNamespace(context=SimpleNamespace(address=(address, 40000)))
-    return SimpleNamespace(request=SimpleNamespace(headers={}, connection=peer))
+
+    def find_user(name: str) -> SimpleNamespace | None:
+        found = orm.User.find(hub_db, name) if hub_db is not None else None
+        return user(name, hub_db) if found is not None else None
+
+    return SimpleNamespace(
+        request=SimpleNamespace(headers={}, connection=peer), find_user=find_user
+    )
+
+
+def new_hub_db() -> Session:
+    """JupyterHub's own database, in memory."""
+    return orm.new_session_factory("sqlite://")()
+
+
+def user(name: str, hub_db: Session | None = None) -> SimpleNamespace:
+    """The hub's user ``name`` as the hooks get it: its row in ``hub_db`` (created if
+    missing; default: a database of its own)."""
+    db = hub_db if hub_db is not None else new_hub_db()
+    row = orm.User.find(db, name)
+    if row is None:
+        row = orm.User(name=name)
+        db.add(row)
+        db.commit()
+    return SimpleNamespace(name=name, orm_user=row, db=db)
 
 
 def run(hook: Coroutine) -> Any:
     """Await one of the Authenticator's async hooks from a plain test."""
     return asyncio.run(hook)
-
-
-def user(name: str) -> SimpleNamespace:
-    return SimpleNamespace(name=name)
 
 
 @pytest.fixture
@@ -477,11 +500,113 @@ def test_add_user_refuses_an_invalid_name_and_creates_nothing(auth):
     assert auth.core.accounts.get("svc:x") is None
 
 
-def test_delete_user_removes_the_account(auth):
-    run(auth.add_user(user("bob")))
+def test_deleting_the_hub_user_deactivates_the_account_and_keeps_its_credentials(auth):
+    with_password(auth, "bob")
+    token, _ = auth.core.tokens.create(Principal(name="bob", admin=False), "script")
     run(auth.delete_user(user("bob")))
+    bob = auth.core.accounts.get("bob")
+    assert bob.active is False  # no login, no token...
+    with pytest.raises(Unauthenticated):
+        auth.core.tokens.authenticate(token)
+    run(auth.delete_user(user("bob")))  # deleted again (the hub user came back): no error
+    auth.core.accounts.set_active("bob", True)  # ...until a hub admin reactivates it
+    assert auth.core.tokens.authenticate(token).name == "bob"
+    assert auth.core.accounts.login("bob", BOB_PASSWORD, "127.0.0.1").name == "bob"
+    actions = [(e.action, e.details) for e in auth.core.audit.page(target="bob")[0]]
+    assert ("user.update", {"active": False, "reason": "deleted from the hub"}) in actions
+
+
+def test_with_hub_user_deletion_keep_the_account_stays_active(make_auth):
+    auth = make_auth(hub_user_deletion="keep")
+    auth.check_allow_config()
+    with_password(auth, "bob")
+    run(auth.delete_user(user("bob")))
+    assert auth.core.accounts.get("bob").active is True
+    with pytest.raises(TraitError):
+        make_auth(hub_user_deletion="delete")
+
+
+def test_deleting_the_last_admin_in_the_hub_keeps_them_active_without_an_error(auth, caplog):
+    """A culler deletes idle users every cycle: a refusal would be a traceback each time."""
+    auth.log.addHandler(caplog.handler)  # the hub's logger need not reach the root
+    try:
+        run(auth.delete_user(user("admin")))
+    finally:
+        auth.log.removeHandler(caplog.handler)
+    assert auth.core.accounts.get("admin").active is True
+    assert "stays active, as the last active hub admin" in caplog.text
+
+
+def test_a_rename_in_the_hub_renames_the_account_and_its_annotations(auth):
+    with_password(auth, "bob")
+    auth.core.accounts.ensure("carol")
+    auth.core.projects.create("birds", {}, creator="admin")
+    auth.core.projects.set_member("birds", "bob", "annotator", granter_role="admin")
+    auth.core.annotations.put("birds", "i1", "bob", {"label": "owl"}, writer="bob")
+    hub = new_hub_db()
+    bob = user("bob", hub).orm_user
+    bob.name = "robert"  # what JupyterHub's PATCH /hub/api/users/bob does
+    hub.commit()
     assert auth.core.accounts.get("bob") is None
-    run(auth.delete_user(user("bob")))  # already gone: no error
+    assert auth.core.accounts.login("robert", BOB_PASSWORD, "127.0.0.1").name == "robert"
+    assert auth.core.projects.roles("robert") == {"robert": {"birds": "annotator"}}
+    mine = auth.core.annotations.get("birds", "i1", "robert", "robert", "annotator")
+    assert mine.data == '{"label":"owl"}'
+    # A name an account holds already: refused, and the hub keeps the old name.
+    with pytest.raises(web.HTTPError) as refused:
+        bob.name = "carol"
+    assert refused.value.status_code == 409
+    assert "exists already" in refused.value.log_message
+    assert orm.User.find(hub, "robert") is not None
+    assert auth.core.accounts.get("robert") is not None
+
+
+def test_hub_groups_mirror_memberships_and_leave_other_groups_alone(auth):
+    with_password(auth, "bob")
+    auth.core.projects.create("birds", {}, creator="admin")
+    auth.core.projects.set_member("birds", "bob", "annotator", granter_role="admin")
+    hub = new_hub_db()
+    bob = user("bob", hub)
+    bob.orm_user.groups.append(orm.Group(name="staff"))  # an operator's own group
+    hub.commit()
+
+    def groups() -> set[str]:
+        return {g.name for g in bob.orm_user.groups}
+
+    # At login (the hub user exists already) and at every refresh.
+    login = {"username": "bob", "password": BOB_PASSWORD}
+    assert run(auth.authenticate(handler(hub_db=hub), login))
+    assert groups() == {"staff", "annotations-birds-annotator"}
+    auth.core.projects.set_member("birds", "bob", "viewer", granter_role="admin")
+    run(auth.refresh_user(bob))
+    assert groups() == {"staff", "annotations-birds-viewer"}
+    auth.core.projects.remove_member("birds", "bob")
+    run(auth.refresh_user(bob))
+    assert groups() == {"staff"}
+    assert orm.Group.find(hub, "annotations-birds-viewer") is not None  # the project's
+
+
+def test_hub_start_shows_every_allowed_account_in_the_hub(make_auth):
+    """Accounts made while the hub was down (the command line) appear at its next start,
+    except where JupyterHub's lists keep them out; groups of deleted projects go."""
+    from jupyterhub.roles import get_default_roles
+    from jupyterhub_annotations.handlers import hub_mirror
+
+    auth = make_auth(allowed_users={"admin", "alice"})
+    auth.check_allow_config()
+    for name in ("alice", "bob", "svc:model"):
+        auth.core.accounts.create(name)
+    auth.core.projects.create("birds", {}, creator="alice")
+    hub = new_hub_db()
+    hub.add_all(orm.Role(**role) for role in get_default_roles())
+    hub.add(orm.Group(name="annotations-gone-admin"))
+    hub.commit()
+    hub_mirror.show_all(hub, auth.core)
+    hub.commit()
+    assert {u.name for u in hub.query(orm.User)} == {"admin", "alice"}  # bob: not allowed
+    assert orm.User.find(hub, "admin").admin is True
+    assert [g.name for g in orm.User.find(hub, "alice").groups] == ["annotations-birds-admin"]
+    assert orm.Group.find(hub, "annotations-gone-admin") is None
 
 
 @pytest.mark.gen_test(timeout=30)

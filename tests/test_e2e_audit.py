@@ -275,7 +275,9 @@ def drive(hub: Hub, backend: str, started: datetime) -> Scenario:
     expected.append(Expected("*", "user.create", "erin", {"reason": "added to the hub"}, "*"))
     gone = admin.http.delete(f"{hub.url}/hub/api/users/erin", headers=headers, timeout=30)
     assert gone.status_code == 204, gone.text
-    expected.append(Expected("*", "user.delete", "erin", {"reason": "deleted from the hub"}, "*"))
+    deleted = {"active": False, "reason": "deleted from the hub"}
+    expected.append(Expected("*", "user.update", "erin", deleted, "*"))
+    expected.append(Expected("*", "link.revoke", "erin", {"reason": "deactivated"}, "*"))
 
     return Scenario(
         hub=hub,

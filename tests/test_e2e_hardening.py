@@ -426,3 +426,16 @@ def test_invalid_percent_encoding_is_a_proxy_500_and_a_hub_4xx(hub):
     )
     assert 400 <= direct.status_code < 500, direct.text
     assert not hub.tracebacks()
+
+
+def test_a_method_we_do_not_route_never_costs_the_next_request_a_503(hub):
+    """Tornado answers a method outside a handler's routes (TRACE, QUERY) with 405
+    before reading the request, and drops the connection: unless the answer says so,
+    the proxy sends the next request, anyone's, down the dead connection (a 503)."""
+    http = requests.Session()  # one keep-alive connection to the proxy
+    url = f"{hub.url}/hub/annotations/api/me"
+    for _ in range(20):
+        odd = http.request("TRACE", url, timeout=30)
+        assert odd.status_code == 405 and odd.headers["Connection"] == "close"
+        after = http.get(url, timeout=30)
+        assert after.status_code == 401, after.text
