@@ -1,7 +1,8 @@
 """The OpenAPI document (``share/openapi.yaml``): valid, complete, served, and true.
 
 - It is a valid OpenAPI document, and it names exactly the API routes and verbs of
-  `default_handlers` (no more, no fewer).
+  `default_handlers` (no more, no fewer). Every array in a response says what it
+  holds, so generated clients keep every list (tests/test_openapi_client.py).
 - ``GET /hub/annotations/api/openapi.json`` serves it, to anyone.
 - Schemathesis fuzzes a real hub from it (SQLite and PostgreSQL) with a hub admin's
   token that holds every scope, over every operation, and fails on any 5xx, any status
@@ -108,6 +109,37 @@ def test_every_operation_documents_its_errors():
                 assert body.get("additionalProperties") is False, f"{verb.upper()} {path}"
             if path != "/openapi.json":
                 assert operation.get("security", document["security"]), f"{verb.upper()} {path}"
+
+
+def test_every_list_response_types_its_items():
+    """Every array in a response schema says what it holds (a page's `items` above all):
+    generated clients drop an array without `items` (tests/test_openapi_client.py)."""
+    document = load()
+    untyped: set[str] = set()
+
+    def visit(node: object, where: str, seen: frozenset[str]) -> None:
+        if isinstance(node, list):
+            for i, child in enumerate(node):
+                visit(child, f"{where}[{i}]", seen)
+            return
+        if not isinstance(node, dict):
+            return
+        if "$ref" in node:
+            if node["$ref"] not in seen:  # a schema may refer to itself
+                visit(resolve(document, node), node["$ref"], seen | {node["$ref"]})
+            return
+        kinds = node.get("type")  # compared, not iterated: in `properties` it names a field
+        if kinds in ("array", ["array", "null"], ["null", "array"]) and "items" not in node:
+            untyped.add(where)
+        for key, child in node.items():
+            visit(child, f"{where}/{key}", seen)
+
+    for path, item in document["paths"].items():
+        for verb in (v for v in item if v in METHODS):
+            for status, response in item[verb]["responses"].items():
+                for media in resolve(document, response).get("content", {}).values():
+                    visit(media.get("schema", {}), f"{verb.upper()} {path} {status}", frozenset())
+    assert not untyped, f"arrays without an item type: {sorted(untyped)}"
 
 
 def test_every_body_is_checked_against_its_documented_schema():
