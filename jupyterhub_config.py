@@ -5,6 +5,7 @@ Start it with `make run` (see README.md). State (databases, secrets, homes) goes
 """
 
 import os
+import shutil
 from pathlib import Path
 
 c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
@@ -36,6 +37,20 @@ c.SimpleLocalProcessSpawner.home_dir_template = str(state / "homes" / "{username
 if os.geteuid() == 0:
     # jupyter_server refuses to run as root unless told it is on purpose.
     c.Spawner.args = ["--allow-root"]
+# Servers open in JupyterLab (`make run` installs it and a Python kernel), with the
+# example notebook in the home folder, ready to run.
+c.Spawner.default_url = "/lab"
+example_notebook = here / "share" / "examples" / "annotations_api.ipynb"
+
+
+def give_the_example_notebook(spawner) -> None:
+    home = Path(spawner.home_dir)
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / example_notebook.name).exists():  # never overwrite the user's copy
+        shutil.copy(example_notebook, home)
+
+
+c.Spawner.pre_spawn_hook = give_the_example_notebook
 
 # Re-check accounts often, so a deactivated user is logged out of the hub quickly.
 c.Authenticator.auth_refresh_age = 60

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import nbformat
 import pytest
 
 from tests.hub import REPO
@@ -41,8 +42,13 @@ def test_the_example_script_lists_my_projects_and_annotates_with_a_token(hub):
 
 
 def test_the_example_notebook_is_a_valid_notebook_that_reads_the_injected_variables():
-    notebook = json.loads((EXAMPLES / "annotations_api.ipynb").read_text())
-    assert notebook["nbformat"] == 4
+    path = EXAMPLES / "annotations_api.ipynb"
+    # nbformat 4.5: every cell has an id, or JupyterLab rewrites the file when it opens.
+    nbformat.validate(nbformat.read(path, as_version=nbformat.NO_CONVERT))
+    notebook = json.loads(path.read_text())
+    assert (notebook["nbformat"], notebook["nbformat_minor"]) >= (4, 5)
+    ids = [cell["id"] for cell in notebook["cells"]]
+    assert len(set(ids)) == len(ids)
     code = "\n".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code")
     compile(code, "annotations_api.ipynb", "exec")
     assert "ANNOTATIONS_API_URL" in code and "ANNOTATIONS_TOKEN" in code
