@@ -5,7 +5,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test lint chromium clean-state bench
+.PHONY: install run test test-jupyterhub5 test-python313 lint chromium clean-state bench
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,24 @@ lint: install
 
 test: install chromium lint
 	PATH="$(BIN):$$PATH" $(BIN)/pytest
+
+# The other versions CI proves (README, "Supported versions"), each in a venv of its own:
+# the end-to-end suite on the latest JupyterHub 5.x, the unit suite on Python 3.13.
+JUPYTERHUB5 := jupyterhub>=5,<6
+PYTHON313 ?= $(firstword $(wildcard $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions/3.13*/bin/python3))
+
+test-jupyterhub5: node_modules/.installed chromium
+	$(PYTHON) -m venv .venv-jupyterhub5
+	.venv-jupyterhub5/bin/pip install --quiet --upgrade pip
+	.venv-jupyterhub5/bin/pip install --quiet -e ".[demo,test]" "$(JUPYTERHUB5)"
+	PATH="$(CURDIR)/.venv-jupyterhub5/bin:$$PATH" .venv-jupyterhub5/bin/pytest -m e2e
+
+test-python313:
+	@test -n "$(PYTHON313)" || (echo "No Python 3.13 found: pyenv install 3.13, or make PYTHON313=/path/to/python3.13" && exit 1)
+	$(PYTHON313) -m venv .venv-python313
+	.venv-python313/bin/pip install --quiet --upgrade pip
+	.venv-python313/bin/pip install --quiet -e ".[test]"
+	PATH="$(CURDIR)/.venv-python313/bin:$$PATH" .venv-python313/bin/pytest -m "not e2e"
 
 clean-state:
 	rm -rf state
