@@ -360,7 +360,7 @@ class AuditHandler(APIHandler):
     @requires(USERS_MANAGE)
     async def get(self) -> None:
         events, cursor = await self.run(self.core.audit.page, **audit_filters(self))
-        self.write_json({"items": [e.as_json() for e in events], "next": cursor})
+        self.write_list([e.as_json() for e in events], cursor)
 
 
 def audit_filters(handler) -> dict:
