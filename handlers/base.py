@@ -490,6 +490,11 @@ class AnnotationHandler(BaseHandler):
             # Tornado answers a cancelled request 500 with no exception: the hub is going
             # away, not broken, and the work may be done (the store's threads go on).
             exc_info = kwargs["exc_info"] = (Unavailable, Unavailable(STOPPING), None)
+        if self.request.method not in self.SUPPORTED_METHODS:
+            # Tornado refuses TRACE, QUERY ... (405) before reading the body, then closes
+            # the connection without saying so; the proxy would reuse it for the next
+            # request (anyone's) and turn the reset into a 503.
+            self.set_header("Connection", "close")
         if exc_info and isinstance(exc_info[1], AnnotationError):
             error = exc_info[1]
             status_code = error.status
