@@ -8,6 +8,8 @@ import os
 import shutil
 from pathlib import Path
 
+from jupyterhub_annotations.authenticator.paths import proxy_command
+
 c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
 
 here = Path(__file__).resolve().parent
@@ -23,9 +25,15 @@ c.JupyterHub.ip = "127.0.0.1"
 c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
 c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
 c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
+# The proxy of `npm ci` (node_modules/), else one on PATH. It runs with our
+# share/proxy/api_unavailable.mjs, so that while the hub restarts API clients get a JSON
+# 503 with Retry-After from it, never its plain-text 404 for an annotation that exists
+# (docs/restarts.md). The hub starts the proxy and stops it on exit (cleanup_proxy,
+# the default): between the two hubs connections are refused, which clients retry.
 proxy = here / "node_modules" / ".bin" / "configurable-http-proxy"
-if proxy.exists():
-    c.ConfigurableHTTPProxy.command = [str(proxy)]
+proxy = str(proxy) if proxy.exists() else shutil.which("configurable-http-proxy")
+if proxy:
+    c.ConfigurableHTTPProxy.command = proxy_command(proxy)
 
 # After login, show the hub home page (start your server from there) instead of
 # spawning at once.

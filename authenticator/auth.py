@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 from jupyterhub.auth import Authenticator
 from jupyterhub.utils import url_path_join
 from jupyterhub_annotations.handlers import hub_compat, hub_mirror
+from jupyterhub_annotations.handlers.base import StoppingFilter
 from tornado import web
 from traitlets import Dict, Enum, Float, Integer, List, TraitError, Unicode, default, validate
 
@@ -377,6 +378,8 @@ class AnnotationAuthenticator(Authenticator):
         # Every line of the hub log, JupyterHub's access log included, is scrubbed of
         # secrets in URLs whatever their case (JupyterHub's own scrubbing is not).
         redact.install(self.log)
+        # A restart under load is no error (docs/restarts.md): no traceback for it.
+        redact.install(self.log, StoppingFilter)
 
     @default("any_allow_config")
     def _any_allow_config_default(self) -> bool:

@@ -45,3 +45,11 @@ def public_hub_url(public_url: str, bind_url: str, hub_prefix: str) -> str:
     else:
         netloc = parts.netloc
     return urlunsplit((parts.scheme or "http", netloc, hub_prefix, "", ""))
+
+
+def proxy_command(proxy: str) -> list[str]:
+    """``c.ConfigurableHTTPProxy.command`` for the configurable-http-proxy script at
+    ``proxy``, run with ``share/proxy/api_unavailable.mjs``: while the hub is away (a
+    restart), API requests get a JSON 503 with Retry-After from the proxy instead of its
+    plain-text 404 or 503 (docs/restarts.md)."""
+    return ["node", "--import", str(share_dir() / "proxy" / "api_unavailable.mjs"), proxy]

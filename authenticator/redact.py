@@ -54,8 +54,9 @@ class SecretFilter(logging.Filter):
         return True
 
 
-def install(logger: logging.Logger) -> None:
-    """Put a `SecretFilter` on every handler of ``logger`` (once each)."""
+def install(logger: logging.Logger, kind: type[logging.Filter] = SecretFilter) -> None:
+    """Put a filter of ``kind`` (a `SecretFilter`) on every handler of ``logger`` (once
+    each): handlers see the records of the loggers that propagate to it, Tornado's too."""
     for handler in logger.handlers:
-        if not any(isinstance(f, SecretFilter) for f in handler.filters):
-            handler.addFilter(SecretFilter())
+        if not any(isinstance(f, kind) for f in handler.filters):
+            handler.addFilter(kind())

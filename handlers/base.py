@@ -25,6 +25,7 @@ from jupyterhub_annotations.authenticator.errors import (
     InvalidInput,
     TooLarge,
     Unauthenticated,
+    Unavailable,
     UnsupportedMediaType,
 )
 from jupyterhub_annotations.authenticator.metrics import (
@@ -64,6 +65,31 @@ INLINE_PARSE_BYTES = 64 * 1024
 # the proxy turns our 4xx into a 503. A bigger body, or one of unknown length, is
 # refused before any of it is read (SPEC 13: a 64 MiB import is never read).
 READ_THEN_REFUSE_BYTES = 8 << 20
+STOPPING = (
+    "The hub is stopping (a restart?) and did not finish this request: it may have been "
+    "applied. Read before repeating a write, or repeat it with If-Match."
+)
+
+
+class StoppingFilter(logging.Filter):
+    """One line instead of Tornado's "Uncaught exception" traceback when JupyterHub, as it
+    stops, cancels a connection that awaits a request's `prepare`: that request was
+    answered with a 503 (`write_error`) or not at all, and nothing failed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, asyncio.CancelledError) and record.msg == "Uncaught exception":
+            record.msg, record.args = "A request was cut short: the hub is stopping", None
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+        return True
+
+
+def _stopping() -> bool:
+    """Whether this request's own task is being cancelled: JupyterHub cancels every task
+    when it stops (after SIGTERM), and nothing else cancels a handler's."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def requires(permission: str, body: str | None = None) -> Callable:
@@ -476,6 +502,10 @@ class AnnotationHandler(BaseHandler):
             # and saying so keeps the proxy from sending the next request down it.
             self.set_header("Connection", "close")
         exc_info = kwargs.get("exc_info")
+        if status_code == 500 and exc_info is None and _stopping():
+            # Tornado answers a cancelled request 500 with no exception: the hub is going
+            # away, not broken, and the work may be done (the store's threads go on).
+            exc_info = kwargs["exc_info"] = (Unavailable, Unavailable(STOPPING), None)
         if exc_info and isinstance(exc_info[1], AnnotationError):
             error = exc_info[1]
             status_code = error.status
