@@ -200,7 +200,7 @@ class Answered:
 
     _reason = "Internal Server Error"
     request = SimpleNamespace(method="PUT")
-    SUPPORTED_METHODS = APIHandler.SUPPORTED_METHODS
+    _chunks = None  # the whole body was read
     write_error = AnnotationHandler.write_error
     render_error = APIHandler.render_error
 
