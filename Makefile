@@ -29,8 +29,13 @@ chromium:
 lint: install
 	$(BIN)/ruff check .
 
+# Tests run in one pytest-xdist worker per core, a file per worker at a time
+# (docs/testing.md); TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= auto
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadfile
+
 test: install chromium lint
-	PATH="$(BIN):$$PATH" $(BIN)/pytest
+	PATH="$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_PARALLEL)
 
 # The other versions CI proves (README, "Supported versions"), each in a venv of its own:
 # the end-to-end suite on the latest JupyterHub 5.x, the unit suite on Python 3.13.
@@ -41,14 +46,14 @@ test-jupyterhub5: node_modules/.installed chromium
 	$(PYTHON) -m venv .venv-jupyterhub5
 	.venv-jupyterhub5/bin/pip install --quiet --upgrade pip
 	.venv-jupyterhub5/bin/pip install --quiet -e ".[demo,test]" "$(JUPYTERHUB5)"
-	PATH="$(CURDIR)/.venv-jupyterhub5/bin:$$PATH" .venv-jupyterhub5/bin/pytest -m e2e
+	PATH="$(CURDIR)/.venv-jupyterhub5/bin:$$PATH" .venv-jupyterhub5/bin/pytest $(PYTEST_PARALLEL) -m e2e
 
 test-python313:
 	@test -n "$(PYTHON313)" || (echo "No Python 3.13 found: pyenv install 3.13, or make PYTHON313=/path/to/python3.13" && exit 1)
 	$(PYTHON313) -m venv .venv-python313
 	.venv-python313/bin/pip install --quiet --upgrade pip
 	.venv-python313/bin/pip install --quiet -e ".[test]"
-	PATH="$(CURDIR)/.venv-python313/bin:$$PATH" .venv-python313/bin/pytest -m "not e2e"
+	PATH="$(CURDIR)/.venv-python313/bin:$$PATH" .venv-python313/bin/pytest $(PYTEST_PARALLEL) -m "not e2e"
 
 clean-state:
 	rm -rf state

@@ -367,8 +367,7 @@ def audit_filters(handler) -> dict:
     """The audit filters of a request's query (shared by the API and the page)."""
     since = handler.get_argument("since", None)
     filters = {
-        key: handler.get_argument(key, None) or None
-        for key in ("actor", "action", "target")
+        key: handler.get_argument(key, None) or None for key in ("actor", "action", "target")
     }
     try:
         filters["since"] = datetime.fromisoformat(since.upper()) if since else None

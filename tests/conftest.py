@@ -7,7 +7,10 @@ Outside CI a missing PostgreSQL, proxy or Chromium skips the tests that need it;
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -30,25 +33,89 @@ def require(ok: bool, why: str) -> None:
         pytest.skip(why)
 
 
+PREFIX = "annotations_test_"
+
+
+def running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
 class PostgresDatabases:
-    """Fresh databases of this run on the test server, all dropped when the run ends."""
+    """Databases of this test process on the test server, dropped when its run ends.
+
+    Each is a copy of one migrated template (a copy takes milliseconds; a migration, or a
+    drop under load, far longer). Names carry the process id, so a run drops the
+    databases an interrupted run left behind: those of processes that are gone.
+    """
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        self.prefix = f"{PREFIX}{os.getpid()}_"
         self.created: list[str] = []
+        self.template: str | None = None
+        self.dropper = ThreadPoolExecutor(1, thread_name_prefix="dropdb")
+        self.dropping: list[Future] = []
+        self.drop(self.leftovers())
 
-    def create(self) -> str:
-        """The URL of a new, empty database."""
-        name = f"annotations_test_{uuid.uuid4().hex[:12]}"
+    def leftovers(self) -> list[str]:
         with self.engine.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        self.created.append(name)
+            names = conn.execute(
+                sa.text("SELECT datname FROM pg_database WHERE starts_with(datname, :prefix)"),
+                {"prefix": PREFIX},
+            ).scalars()
+            pids = {name: name.removeprefix(PREFIX).partition("_")[0] for name in names}
+        return [name for name, pid in pids.items() if not (pid.isdigit() and running(int(pid)))]
+
+    def url(self, name: str) -> str:
         return str(sa.engine.make_url(PG_URL).set(database=name).render_as_string(False))
 
-    def drop_all(self) -> None:
+    def _new(self, template: str = "template0") -> str:
+        name = f"{self.prefix}{uuid.uuid4().hex[:12]}"
+        # FILE_COPY: a slower create than WAL_LOG, but a drop in half the time, and the
+        # drops are what piled up (docs/testing.md).
+        sql = f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY'
         with self.engine.connect() as conn:
-            for name in self.created:
+            conn.execute(sa.text(sql))
+        self.created.append(name)
+        return name
+
+    def create(self) -> str:
+        """The URL of a new database with the newest schema and no rows."""
+        if self.template is None:
+            template = self._new()
+            store = Store(self.url(template))
+            store.migrate()
+            store.dispose()  # a template must have no connections when it is copied
+            self.template = template
+        return self.url(self._new(self.template))
+
+    def create_empty(self) -> str:
+        """The URL of a new database without even the schema."""
+        return self.url(self._new())
+
+    def drop(self, names: list[str]) -> None:
+        with self.engine.connect() as conn:
+            for name in names:
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    def drop_soon(self, url: str) -> None:
+        """Drop a test's database in the background: each drop waits for a checkpoint
+        (tens of milliseconds, seconds under load), which no test needs to wait for."""
+        name = sa.engine.make_url(url).database
+        self.created.remove(name)
+        self.dropping.append(self.dropper.submit(self.drop, [name]))
+
+    def drop_all(self) -> None:
+        self.dropper.shutdown()
+        for done in self.dropping:
+            done.result()  # a failed drop fails the run, so no database is left silently
+        self.drop(self.created)
 
 
 @pytest.fixture(scope="session")
@@ -66,16 +133,39 @@ def pg_admin():
 
 
 @pytest.fixture
-def pg_url(pg_admin) -> str:
-    """A fresh, empty PostgreSQL database of this test's own (dropped at the end of the run)."""
-    return pg_admin.create()
+def pg_url(pg_admin) -> Iterator[str]:
+    """A PostgreSQL database of this test's own, migrated and empty."""
+    url = pg_admin.create()
+    yield url
+    pg_admin.drop_soon(url)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """A migrated SQLite file that tests copy instead of migrating their own."""
+    path = tmp_path_factory.mktemp("template") / "annotations.sqlite"
+    store = Store(f"sqlite:///{path}")
+    store.migrate()
+    store.dispose()
+    return path
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path: Path) -> str:
+    """A database of this test's own on each backend, migrated and empty."""
+    if request.param == "sqlite":
+        path = tmp_path / "annotations.sqlite"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db_url(request, tmp_path: Path) -> str:
+    """A database of this test's own on each backend without any schema (for migrations)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'annotations.sqlite'}"
-    return request.getfixturevalue("pg_url")
+    return request.getfixturevalue("pg_admin").create_empty()
 
 
 @pytest.fixture
@@ -92,9 +182,7 @@ def make_hub(request, tmp_path: Path, db_url: str):
     require(PROXY.exists(), f"configurable-http-proxy is not installed at {PROXY} (npm ci)")
     hubs: list[Hub] = []
 
-    def make(
-        extra_config: str = "", env: dict | None = None, start: bool = True, **options
-    ) -> Hub:
+    def make(extra_config: str = "", env: dict | None = None, start: bool = True, **options) -> Hub:
         folder = tmp_path / f"hub{len(hubs)}"
         folder.mkdir()
         hub = Hub(folder, db_url, extra_config, env, **options)

@@ -38,7 +38,17 @@ def _ephemeral_ports() -> range:
     return range(low, high + 1)
 
 
+def _our_ports() -> range:
+    """Ports 10000-29999, split between pytest-xdist workers so that two workers never
+    hand out the same port."""
+    index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    width = 20000 // count
+    return range(10000 + index * width, 10000 + (index + 1) * width)
+
+
 _EPHEMERAL = _ephemeral_ports()
+_OURS = _our_ports()
 _handed_out: set[int] = set()
 
 
@@ -47,7 +57,7 @@ def free_port() -> int:
     ephemeral range: a port from ``bind(0)`` can be taken as the source port of any
     outgoing connection before the hub binds it (seen as a hub that never starts)."""
     while True:
-        port = random.randrange(10000, 30000)
+        port = random.choice(_OURS)
         if port in _handed_out or port in _EPHEMERAL:
             continue
         with socket.socket() as s:

@@ -16,8 +16,8 @@ from jupyterhub_annotations.authenticator.store import Store, alembic_config
 PASSWORD = "an old passphrase 1"
 
 
-def test_a_database_of_the_first_version_is_upgraded_with_its_accounts_kept(db_url):
-    store = Store(db_url)
+def test_a_database_of_the_first_version_is_upgraded_with_its_accounts_kept(empty_db_url):
+    store = Store(empty_db_url)
     try:
         command.upgrade(alembic_config(store.engine), "0001")  # as the first release left it
         with store.engine.begin() as conn:
@@ -39,8 +39,8 @@ def test_a_database_of_the_first_version_is_upgraded_with_its_accounts_kept(db_u
         store.dispose()
 
 
-def test_the_migrations_build_exactly_the_models(db_url):
-    store = Store(db_url)
+def test_the_migrations_build_exactly_the_models(empty_db_url):
+    store = Store(empty_db_url)
     try:
         store.migrate()
         with store.engine.connect() as conn:
