@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import Row, bindparam, case, select, tuple_, update
+from sqlalchemy import Row, bindparam, case, exists, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from . import cursors
 from .errors import (
@@ -56,6 +57,23 @@ def sees_others(role: str | None, share_annotations: bool, show_others: bool) ->
     if role in _READS_ALL:
         return True
     return role == "annotator" and share_annotations and show_others
+
+
+def json_text(data: object, where: str) -> str:
+    """``data`` as compact JSON text, or a 400 naming ``where`` when it is no JSON."""
+    try:
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise InvalidInput(f"{where} must be JSON: NaN and Infinity are not.") from None
+    except RecursionError:
+        raise InvalidInput(f"{where} is nested too deeply: flatten it.") from None
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") parses but is no text
+        raise InvalidInput(
+            f"{where} has an unpaired surrogate (like \\ud800) in a string: send valid Unicode."
+        ) from None
+    return text
 
 
 def check_own(writer: str, owner: str) -> None:
@@ -132,7 +150,7 @@ _KEY = (
 _GET = select(*_RETURNED, Annotation.owner_id).where(*_KEY, Annotation.deleted_at.is_(None))
 _CURRENT = select(*_RETURNED, Annotation.owner_id, Annotation.deleted_at).where(*_KEY)
 _READS_OTHERS = (
-    select(Project.share_annotations, Membership.show_others)
+    select(Project.share_annotations, Project.blind, Membership.show_others)
     .outerjoin(
         Membership,
         (Membership.project_id == Project.id)
@@ -142,6 +160,22 @@ _READS_OTHERS = (
         ),
     )
     .where(Project.slug == bindparam("slug"))
+)
+_MINE = aliased(Annotation)
+# Blind projects: the reader's own annotation of the row's item, live (SPEC 17).
+_WROTE_THE_ITEM = exists().where(
+    _MINE.project_id == Annotation.project_id,
+    _MINE.item == Annotation.item,
+    _MINE.owner == bindparam("reader"),
+    _MINE.owner_id.is_not(None),
+    _MINE.deleted_at.is_(None),
+)
+_HAS_OWN = select(_MINE.id).where(
+    _MINE.project_id == _KEY[0].right,
+    _MINE.item == bindparam("key_item"),
+    _MINE.owner == bindparam("reader"),
+    _MINE.owner_id.is_not(None),
+    _MINE.deleted_at.is_(None),
 )
 _CHANGE = (
     update(Annotation)
@@ -153,11 +187,14 @@ _CHANGES = {False: _CHANGE, True: _CHANGE.where(Annotation.version == bindparam(
 
 
 @cache
-def _page_statement(own_only: bool, by_item: bool, by_owner: bool, after: bool):
-    """The page query for one combination of filters (16 at most, each built once)."""
+def _page_statement(own_only: bool, by_item: bool, by_owner: bool, after: bool, blind: bool):
+    """The page query for one combination of filters (32 at most, each built once)."""
     query = select(*_RETURNED).where(_KEY[0], Annotation.deleted_at.is_(None))
     if own_only:  # a deleted account's annotations are not a namesake's own
         query = query.where(Annotation.owner_id.is_not(None))
+    if blind:  # others' annotations only of the items the reader has annotated
+        own = (Annotation.owner == bindparam("reader")) & Annotation.owner_id.is_not(None)
+        query = query.where(own | _WROTE_THE_ITEM)
     if by_item:
         query = query.where(_KEY[1])
     if by_owner:
@@ -258,19 +295,8 @@ class Annotations:
 
     def encode(self, data: object, where: str = "'data'") -> str:
         """``data`` as compact JSON text, within the size cap."""
-        try:
-            text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        except ValueError:
-            raise InvalidInput(f"{where} must be JSON: NaN and Infinity are not.") from None
-        except RecursionError:
-            raise InvalidInput(f"{where} is nested too deeply: flatten it.") from None
-        try:
-            size = len(text.encode())
-        except UnicodeEncodeError:  # a lone surrogate ("\ud800") parses but is no text
-            raise InvalidInput(
-                f"{where} has an unpaired surrogate (like \\ud800) in a string: send valid Unicode."
-            ) from None
-        if size > self.max_bytes:
+        text = json_text(data, where)
+        if len(text.encode()) > self.max_bytes:
             raise TooLarge(
                 f"{where} is over {self.max_bytes} bytes as JSON: split it, or ask an admin "
                 "to raise c.AnnotationAuthenticator.annotation_max_bytes."
@@ -281,11 +307,18 @@ class Annotations:
 
     def reads_others(self, slug: str, reader: str, role: str | None) -> bool:
         """Whether ``reader`` (with ``role`` in ``slug``) sees others' annotations there."""
+        return self._visibility(slug, reader, role)[0]
+
+    def _visibility(self, slug: str, reader: str, role: str | None) -> tuple[bool, bool]:
+        """Whether ``reader`` sees others' annotations, and whether only of the items
+        they have annotated themselves (a blind project, for annotators)."""
         if role in _READS_ALL:
-            return True  # decided without a query
+            return True, False  # decided without a query
         with self.store.reading() as conn:
             row = conn.execute(_READS_OTHERS, {"reader": reader, "slug": slug}).first()
-        return row is not None and sees_others(role, row.share_annotations, bool(row.show_others))
+        if row is None:
+            return False, False
+        return sees_others(role, row.share_annotations, bool(row.show_others)), row.blind
 
     def get(
         self, slug: str, item: str, owner: str, reader: str, role: str | None
@@ -293,14 +326,21 @@ class Annotations:
         """One annotation; others' only where the reader sees them (404 otherwise, no leak)."""
         check_item(item)
         missing = NotFound(f"There is no annotation of {owner!r} on item {item!r}.")
+        params = {"slug": slug, "key_item": item, "key_owner": owner, "reader": reader}
         with self.store.reading() as conn:
-            row = conn.execute(_GET, {"slug": slug, "key_item": item, "key_owner": owner}).first()
+            row = conn.execute(_GET, params).first()
         if row is None:
             raise missing
         # A deleted account's annotation is nobody's own, not even a namesake's.
-        own = owner == reader and row.owner_id is not None
-        if not own and not self.reads_others(slug, reader, role):
+        if owner == reader and row.owner_id is not None:
+            return _view(slug, row)
+        others, blind = self._visibility(slug, reader, role)
+        if not others:
             raise missing
+        if blind:
+            with self.store.reading() as conn:
+                if conn.execute(_HAS_OWN, params).first() is None:
+                    raise missing
         return _view(slug, row)
 
     def page(
@@ -318,13 +358,17 @@ class Annotations:
             check_item(item)
         cursors.check_limit(limit)
         after = cursors.decode(cursor, str, str) if cursor else None
-        own_only = not self.reads_others(slug, reader, role)
+        others, blind = self._visibility(slug, reader, role)
+        own_only = not others
         if own_only:
             if owner not in (None, reader):
                 return Page([], None)  # the others are not there for this reader
             owner = reader
-        query = _page_statement(own_only, item is not None, owner is not None, bool(after))
+        query = _page_statement(
+            own_only, item is not None, owner is not None, bool(after), blind and others
+        )
         params = {"slug": slug, "key_item": item, "key_owner": owner, "limit": limit + 1}
+        params["reader"] = reader
         if after:
             params["after_item"], params["after_owner"] = after
         with self.store.reading() as conn:

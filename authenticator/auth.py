@@ -220,6 +220,9 @@ class AnnotationAuthenticator(Authenticator):
                     "members": {"alice": "admin", "bob": "annotator", "carol": "viewer"},
                     "share_annotations": False,  # annotators see only their own
                     "api_access": True,          # tokens may use this project
+                    "overlap": 2,         # the queue hands each item to 2 annotators
+                    "lease_minutes": 30,  # a claim lapses after 30 minutes
+                    "blind": True,        # others' annotations hidden until your own
                 },
             }
 
@@ -230,6 +233,8 @@ class AnnotationAuthenticator(Authenticator):
         runtime (the API answers 409 naming this option); members and projects added at
         runtime are kept in the database. A membership removed from here is removed at
         the next start; a project removed from here stays, and becomes editable.
+        ``overlap`` (1-100, default 1), ``lease_minutes`` (1-10080, default 30) and
+        ``blind`` (default False) steer the work queue (docs/work.md).
         """,
     ).tag(config=True)
 

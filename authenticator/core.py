@@ -27,6 +27,7 @@ from .models import Account
 from .projects import Projects
 from .store import NeedsStore, Store
 from .tokens import Tokens
+from .work import Work
 
 T = TypeVar("T")
 
@@ -114,6 +115,7 @@ class Core:
             max_bytes=settings.annotation_max_bytes,
             import_max_records=settings.annotation_import_max_records,
         )
+        self.work = Work(self.store, max_records=settings.annotation_import_max_records)
         self.audit = Audit(self.store, log)
         threads = STORE_THREADS.get(self.store.engine.dialect.name, 8)
         self._store_pool = ThreadPoolExecutor(threads, thread_name_prefix="store")

@@ -22,12 +22,20 @@ ANNOTATION_WRITES = Counter(
     "Annotations written, by kind (put, delete, import: one per record)",
     ["kind"],
 )
+CLAIM_OUTCOMES = ("claimed", "renewed", "empty", "released", "expired")
+CLAIMS = Counter(
+    "annotations_claims",
+    "The work queue, by outcome: claimed (an item handed out), renewed (a held claim "
+    "asked for again), empty (nothing left: 204), released, expired (a lease lapsed)",
+    ["outcome"],
+)
 # Every label value exists from the start, at 0: a rate or an alert on failed logins
 # works before the first failure (absent series are not 0 to Prometheus).
 for _counter, _values in (
     (LOGINS, LOGIN_OUTCOMES),
     (TOKEN_AUTHENTICATIONS, TOKEN_OUTCOMES),
     (ANNOTATION_WRITES, WRITE_KINDS),
+    (CLAIMS, CLAIM_OUTCOMES),
 ):
     for _value in _values:
         _counter.labels(_value)
@@ -49,6 +57,7 @@ FAMILIES = (
     "projects",
     "members",
     "annotations",
+    "work",
     "tokens",
     "audit",
     "openapi.json",

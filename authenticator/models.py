@@ -94,6 +94,15 @@ class Project(Base):
     share_annotations: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     api_access: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    # Work distribution (docs/work.md): annotators per item, how long a claim lasts,
+    # and whether annotators see others' annotations of an item before their own.
+    overlap: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default="1")
+    lease_minutes: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=30, server_default="30"
+    )
+    blind: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=text("false")
+    )
 
 
 class Membership(Base):
@@ -178,6 +187,48 @@ class Annotation(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Item(Base):
+    """An item registered for the queue, with the ``data`` its annotators receive."""
+
+    __tablename__ = "items"
+    __table_args__ = (UniqueConstraint("project_id", "item", name="uq_items_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=False
+    )
+    item: Mapped[str] = mapped_column(String(256), nullable=False)
+    data: Mapped[str] = mapped_column(Text, nullable=False)  # JSON text
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class Claim(Base):
+    """One hand-out of an item to one annotator: at most one per pair, ever, so nobody
+    gets an item twice. ``state`` "claimed" is live until ``expires_at`` or until its
+    annotator writes their annotation of the item (then it is done); "released" and
+    "expired" free the slot."""
+
+    __tablename__ = "claims"
+    __table_args__ = (
+        UniqueConstraint("item_id", "account_id", name="uq_claims_item_account"),
+        Index("ix_claims_project_state", "project_id", "state", "expires_at"),
+        Index("ix_claims_account", "account_id", "project_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=False
+    )
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), nullable=False)
+    item: Mapped[str] = mapped_column(String(256), nullable=False)  # the item's name
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False
+    )
+    state: Mapped[str] = mapped_column(String(8), nullable=False)
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
 
 class AuditEvent(Base):

@@ -34,6 +34,8 @@ TOKENS_MANAGE = "tokens:manage"  # any principal, for their own tokens
 ANNOTATIONS_READ = "annotations:read"  # members of the project, per the visibility rules
 ANNOTATIONS_WRITE = "annotations:write"  # annotators and admins of the project
 MEMBER_SELF = "member:self"  # any member of the project, changing their own preferences
+# viewers and admins of the project: what everyone's annotations add up to (agreement)
+ANNOTATIONS_REVIEW = "annotations:review"
 
 PERMISSIONS = (
     PUBLIC,
@@ -47,6 +49,7 @@ PERMISSIONS = (
     ANNOTATIONS_READ,
     ANNOTATIONS_WRITE,
     MEMBER_SELF,
+    ANNOTATIONS_REVIEW,
 )
 PROJECT_PERMISSIONS = (
     PROJECT_READ,
@@ -55,6 +58,7 @@ PROJECT_PERMISSIONS = (
     ANNOTATIONS_READ,
     ANNOTATIONS_WRITE,
     MEMBER_SELF,
+    ANNOTATIONS_REVIEW,
 )
 # What a token restricted to projects may still do outside them: look at itself and
 # manage its own tokens (within the minting rules).
@@ -76,6 +80,7 @@ SCOPES_FOR = {
     ANNOTATIONS_READ: {"annotations:read", "annotations:write"},
     ANNOTATIONS_WRITE: {"annotations:write"},
     MEMBER_SELF: {"annotations:write", "projects:manage"},
+    ANNOTATIONS_REVIEW: {"annotations:read", "annotations:write"},
 }
 
 
@@ -174,6 +179,11 @@ def _authorize_project(
         raise Forbidden(f"Only admins of project {slug!r} may do this; you are {role}.")
     if permission == PROJECT_DELETE and not principal.admin:
         raise Forbidden("Only hub admins may delete a project.")
+    if permission == ANNOTATIONS_REVIEW and role not in ("viewer", "admin"):
+        raise Forbidden(
+            f"Only viewers and admins of project {slug!r} may see what everyone's "
+            f"annotations add up to; you are {role}."
+        )
     if permission == ANNOTATIONS_WRITE and role == "viewer":
         raise Forbidden(
             f"Viewers of project {slug!r} cannot write annotations: ask its admins for the "

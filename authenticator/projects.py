@@ -18,8 +18,19 @@ from .permissions import PROJECT_READ, SCOPES_FOR, Principal, check_grant, check
 from .store import Store
 
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
-SETTING_TYPES = {"description": str, "share_annotations": bool, "api_access": bool}
+SETTING_TYPES = {
+    "description": str,
+    "share_annotations": bool,
+    "api_access": bool,
+    "overlap": int,
+    "lease_minutes": int,
+    "blind": bool,
+}
 SETTINGS = tuple(SETTING_TYPES)
+# The bounds of the integer settings (docs/work.md): up to 100 annotators per item, and
+# a lease from a minute to a week.
+SETTING_BOUNDS = {"overlap": (1, 100), "lease_minutes": (1, 7 * 24 * 60)}
+_KINDS = {str: "a string", bool: "true or false", int: "a whole number"}
 _DECLARED_KEYS = (*SETTINGS, "members")
 
 
@@ -29,6 +40,9 @@ class ProjectView:
     description: str
     share_annotations: bool
     api_access: bool
+    overlap: int
+    lease_minutes: int
+    blind: bool
     role: str | None  # the caller's
 
     def as_json(self) -> dict:
@@ -57,9 +71,16 @@ def check_slug(slug: str) -> None:
 def check_settings(settings: dict, where: str) -> None:
     """Types of the project settings in ``settings`` (any subset of SETTINGS)."""
     for key, value in settings.items():
-        if key in SETTING_TYPES and not isinstance(value, SETTING_TYPES[key]):
-            kind = "a string" if SETTING_TYPES[key] is str else "true or false"
-            raise InvalidInput(f"{where}: {key!r} must be {kind}.")
+        wanted = SETTING_TYPES.get(key)
+        if wanted is None:
+            continue
+        # bool is an int to Python, never a number of annotators to a user
+        if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
+            raise InvalidInput(f"{where}: {key!r} must be {_KINDS[wanted]}.")
+        if key in SETTING_BOUNDS:
+            low, high = SETTING_BOUNDS[key]
+            if not low <= value <= high:
+                raise InvalidInput(f"{where}: {key!r} must be from {low} to {high}.")
 
 
 def parse_declared(projects: dict) -> dict[str, dict]:
@@ -190,6 +211,9 @@ class Projects:
             Project.description,
             Project.share_annotations,
             Project.api_access,
+            Project.overlap,
+            Project.lease_minutes,
+            Project.blind,
         )
         if admin:
             query = select(*columns, literal("admin").label("role"))
@@ -356,6 +380,9 @@ def _view(project: Project, role: str | None) -> ProjectView:
         description=project.description,
         share_annotations=project.share_annotations,
         api_access=project.api_access,
+        overlap=project.overlap,
+        lease_minutes=project.lease_minutes,
+        blind=project.blind,
         role=role,
     )
 

@@ -24,6 +24,13 @@ from .base import CORE_SETTING, APINotFound
 from .openapi import OpenAPIHandler
 from .pages import AuditPage, ProjectPage, ProjectsPage, TokensPage, UsersPage
 from .passwords import ChangePasswordHandler, SetPasswordHandler
+from .work import (
+    AgreementHandler,
+    ClaimHandler,
+    ItemsHandler,
+    ProgressHandler,
+    QueueNextHandler,
+)
 
 __all__ = ["CORE_SETTING", "default_handlers"]
 
@@ -53,8 +60,13 @@ default_handlers = [
     (f"{API}/projects/{SLUG}/members/{NAME}", MemberHandler),
     (f"{API}/projects/{SLUG}/annotations", ProjectAnnotationsHandler),
     (f"{API}/projects/{SLUG}/annotations/import", AnnotationImportHandler),
+    (f"{API}/projects/{SLUG}/items", ItemsHandler),
     (f"{API}/projects/{SLUG}/items/{ITEM}/annotations", ItemAnnotationsHandler),
     (f"{API}/projects/{SLUG}/items/{ITEM}/annotations/{OWNER}", OwnerAnnotationHandler),
+    (f"{API}/projects/{SLUG}/queue/next", QueueNextHandler),
+    (f"{API}/projects/{SLUG}/queue/claims/{ITEM}", ClaimHandler),
+    (f"{API}/projects/{SLUG}/progress", ProgressHandler),
+    (f"{API}/projects/{SLUG}/agreement", AgreementHandler),
     (f"{API}/audit", AuditHandler),
     (f"{API}/tokens", TokensHandler),
     (f"{API}/tokens/current", CurrentTokenHandler),

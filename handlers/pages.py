@@ -32,12 +32,21 @@ from .base import PageHandler, no_store, requires
 
 class ProjectFormMixin:
     def settings_form(self) -> dict:
-        """Project settings from a form: unchecked boxes are absent, so False."""
-        return {
+        """Project settings from a form: unchecked boxes are absent, so False; numbers
+        a form does not have are left out (their defaults, or unchanged)."""
+        settings = {
             "description": self.get_body_argument("description", ""),
             "share_annotations": bool(self.get_body_argument("share_annotations", "")),
             "api_access": bool(self.get_body_argument("api_access", "")),
+            "blind": bool(self.get_body_argument("blind", "")),
         }
+        for key in ("overlap", "lease_minutes"):
+            value = self.get_body_argument(key, None)
+            if value is not None:
+                if not value.strip().isdigit():
+                    raise InvalidInput(f"{key!r} must be a whole number.")
+                settings[key] = int(value)
+        return settings
 
 
 class UsersPage(PageHandler):
@@ -177,14 +186,19 @@ class ProjectPage(ProjectFormMixin, PageHandler):
 
     async def show(self, slug: str, status: int = 200, **ns) -> None:
         declared = self.projects.declared.get(slug, {})
-        project, members = await self.run(
-            lambda: (self.projects.get(slug, self.project_role), self.projects.members(slug)[0])
+        project, members, progress = await self.run(
+            lambda: (
+                self.projects.get(slug, self.project_role),
+                self.projects.members(slug)[0],
+                self.core.work.progress(slug),
+            )
         )
         await self.render_page(
             "annotations_project.html",
             status=status,
             project=project,
             members=members,
+            progress=progress,
             declared=declared,
             can_manage=self.project_role == "admin",
             # Settings all set in the config: no form with nothing to save.

@@ -42,6 +42,7 @@ TABLE = {
     ("anonymous", "annotations:read"): (Unauthenticated,) * 4,
     ("anonymous", "annotations:write"): (Unauthenticated,) * 4,
     ("anonymous", "member:self"): (Unauthenticated,) * 4,
+    ("anonymous", "annotations:review"): (Unauthenticated,) * 4,
     ("user", "public"): (OK, OK, OK, OK),
     ("user", "authenticated"): (OK, OK, OK, OK),
     ("user", "users:manage"): (Forbidden, Forbidden, Forbidden, Forbidden),
@@ -53,6 +54,7 @@ TABLE = {
     ("user", "annotations:read"): (NotFound, OK, OK, OK),
     ("user", "annotations:write"): (NotFound, Forbidden, OK, OK),
     ("user", "member:self"): (NotFound, OK, OK, OK),
+    ("user", "annotations:review"): (NotFound, OK, Forbidden, OK),
     ("hub admin", "public"): (OK, OK, OK, OK),
     ("hub admin", "authenticated"): (OK, OK, OK, OK),
     ("hub admin", "users:manage"): (OK, OK, OK, OK),
@@ -64,6 +66,7 @@ TABLE = {
     ("hub admin", "annotations:read"): (OK, OK, OK, OK),
     ("hub admin", "annotations:write"): (OK, OK, OK, OK),
     ("hub admin", "member:self"): (OK, OK, OK, OK),
+    ("hub admin", "annotations:review"): (OK, OK, OK, OK),
 }
 
 CASES = [

@@ -196,7 +196,7 @@ def test_apply_declared_creates_projects_and_password_less_accounts(make_project
     )
     assert sorted(projects.apply_declared()) == ["bob", "carol", "svc:model-x"]
     demo = projects.get("demo", None)
-    assert demo == ProjectView("demo", "Demo project", True, False, None)
+    assert demo == ProjectView("demo", "Demo project", True, False, 1, 30, False, None)
     other = projects.get("other", "admin")
     assert (other.description, other.share_annotations, other.api_access) == ("", False, True)
     assert members(projects, "demo") == {
@@ -376,7 +376,7 @@ def test_runtime_members_of_a_declared_project_can_be_changed(declared, accounts
 def test_create_makes_the_creator_the_projects_admin(projects, accounts):
     accounts.create("alice")
     view = projects.create("demo", {"description": "Demo", "share_annotations": True}, "alice")
-    assert view == ProjectView("demo", "Demo", True, True, "admin")
+    assert view == ProjectView("demo", "Demo", True, True, 1, 30, False, "admin")
     assert projects.members("demo")[0] == [MemberView("alice", "admin", "api", show_others=True)]
     assert projects.access("demo", "alice")[0] == "admin"
     assert projects.get("demo", "admin") == view
@@ -610,6 +610,9 @@ def test_project_views_serialise_with_the_fixed_field_names(three_projects):
         "description": "",
         "share_annotations": False,
         "api_access": True,
+        "overlap": 1,
+        "lease_minutes": 30,
+        "blind": False,
         "role": "viewer",
     }
     assert three_projects.members("alpha")[0][0].as_json() == {
