@@ -64,3 +64,4 @@ bench: install
 	PATH="$(BIN):$$PATH" $(BIN)/python -m bench.tokens --rounds 3
 	PATH="$(BIN):$$PATH" $(BIN)/python -m bench.annotations
 	PATH="$(BIN):$$PATH" $(BIN)/python -m bench.hardening
+	PATH="$(BIN):$$PATH" $(BIN)/python -m bench.queue

@@ -85,6 +85,11 @@ c.AnnotationAuthenticator.projects = {
         "members": {"admin": "admin", "alice": "annotator", "bob": "viewer"},
         "share_annotations": False,
         "api_access": True,
+        # The work queue (docs/work.md): each registered item to one annotator, a
+        # claim lapses after 30 minutes, annotators may see others' (when shared).
+        "overlap": 1,
+        "lease_minutes": 30,
+        "blind": False,
     },
 }
 # Every server the hub starts gets ANNOTATIONS_API_URL and ANNOTATIONS_TOKEN (a token

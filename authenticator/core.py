@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -119,6 +120,8 @@ class Core:
         self.audit = Audit(self.store, log)
         threads = STORE_THREADS.get(self.store.engine.dialect.name, 8)
         self._store_pool = ThreadPoolExecutor(threads, thread_name_prefix="store")
+        # A lock lives while someone holds or awaits it (`run_in_turn`).
+        self._turns: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._hash_pool = ThreadPoolExecutor(
             settings.password_hash_threads, thread_name_prefix="argon2"
         )
@@ -163,6 +166,17 @@ class Core:
         never waits on a database, whether a server's round trip or SQLite's lock."""
         call = functools.partial(fn, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._store_pool, call)
+
+    async def run_in_turn(self, key: Hashable, fn: Callable[..., T], *args: Any) -> T:
+        """`run`, with the calls of one ``key`` taking turns on the event loop before they
+        reach the store's threads: callers that would all wait for one database lock (a
+        project's claims, `Work`) then hold one store thread between them, not all of
+        them, and other requests keep theirs."""
+        turn = self._turns.get(key)
+        if turn is None:
+            turn = self._turns[key] = asyncio.Lock()
+        async with turn:
+            return await self.run(fn, *args)
 
     async def run_cached(self, fn: Callable[..., T], *args: Any) -> T:
         """`run` for a lookup usually answered from the access caches: tried on the

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, exists, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, exists, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from . import cursors
@@ -102,10 +102,81 @@ def _counted(annotation) -> ColumnElement[bool]:
     return and_(annotation.deleted_at.is_(None), ~annotation.owner.startswith(SERVICE_PREFIX))
 
 
-def _live(claim, now: datetime) -> ColumnElement[bool]:
-    """A claim that holds a slot: claimed, its lease running, no annotation of its
-    annotator on the item yet (one, even deleted, completed it)."""
-    return and_(claim.state == "claimed", claim.expires_at > now, ~_completed(claim))
+def _completed(claim) -> ColumnElement[bool]:
+    """Its annotator has written an annotation of the item (live or since deleted)."""
+    theirs = aliased(Annotation)
+    return exists().where(
+        theirs.project_id == claim.project_id,
+        theirs.item == claim.item,
+        theirs.owner_id == claim.account_id,
+    )
+
+
+def _live(claim) -> ColumnElement[bool]:
+    """A claim that holds a slot: claimed, its lease running (at ``now``), no annotation
+    of its annotator on the item yet (one, even deleted, completed it)."""
+    return and_(claim.state == "claimed", claim.expires_at > bindparam("now"), ~_completed(claim))
+
+
+# The statements, built once with parameters (building one costs milliseconds, as much
+# as running it on a small project): in_project (its id), now, me (account id), name, overlap.
+_PROJECT = bindparam("in_project")
+# Per item, its annotations that hold a slot and its live claims: one pass each over
+# the project's rows, hash-joined to the items (no subquery per item).
+_DONE = (
+    select(Annotation.item.label("item"), func.count().label("n"))
+    .where(Annotation.project_id == _PROJECT, _counted(Annotation))
+    .group_by(Annotation.item)
+    .subquery("done")
+)
+_HELD = (
+    select(Claim.item_id.label("item_id"), func.count().label("n"))
+    .where(Claim.project_id == _PROJECT, _live(Claim))
+    .group_by(Claim.item_id)
+    .subquery("held")
+)
+_DONE_N, _HELD_N = func.coalesce(_DONE.c.n, 0), func.coalesce(_HELD.c.n, 0)
+_COUNTED_ITEMS = (
+    select(Item.id, Item.item, Item.data, _DONE_N.label("done"), _HELD_N.label("held"))
+    .outerjoin(_DONE, _DONE.c.item == Item.item)
+    .outerjoin(_HELD, _HELD.c.item_id == Item.id)
+    .where(Item.project_id == _PROJECT)
+)
+# The next item for ``me``: a free slot, never theirs before (claimed or annotated).
+_CANDIDATE = (
+    _COUNTED_ITEMS.where(
+        Item.id.not_in(
+            select(Claim.item_id).where(
+                Claim.account_id == bindparam("me"), Claim.project_id == _PROJECT
+            )
+        ),
+        Item.item.not_in(
+            select(Annotation.item).where(
+                Annotation.project_id == _PROJECT, Annotation.owner == bindparam("name")
+            )
+        ),
+        _DONE_N + _HELD_N < bindparam("overlap"),
+    )
+    .order_by(_DONE_N, _HELD_N, Item.id)
+    .limit(1)
+)
+_EXPIRE = (
+    update(Claim)
+    .where(
+        Claim.project_id == _PROJECT,
+        Claim.state == "claimed",
+        Claim.expires_at <= bindparam("now"),
+        ~_completed(Claim),
+    )
+    .values(state="expired")
+    .execution_options(synchronize_session=False)
+)
+_HELD_BY_ME = (
+    select(Claim.id, Claim.item, Item.data, Claim.expires_at)
+    .join(Item, Item.id == Claim.item_id)
+    .where(Claim.project_id == _PROJECT, Claim.account_id == bindparam("me"), _live(Claim))
+    .order_by(Claim.expires_at)
+)
 
 
 class Work:
@@ -212,27 +283,13 @@ class Work:
             project = _project(s, slug)
             self._lock(s, project.id)
             me = require_account(s, name).id
-            expired = s.execute(
-                update(Claim)
-                .where(
-                    Claim.project_id == project.id,
-                    Claim.state == "claimed",
-                    Claim.expires_at <= now,
-                    ~_completed(Claim),
-                )
-                .values(state="expired")
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            held = s.execute(
-                select(Claim.item, Item.data, Claim.expires_at)
-                .join(Item, Item.id == Claim.item_id)
-                .where(Claim.project_id == project.id, Claim.account_id == me, _live(Claim, now))
-                .order_by(Claim.expires_at)
-                .limit(1)
-            ).first()
+            params = {"in_project": project.id, "now": now, "me": me, "name": name}
+            expired = s.execute(_EXPIRE, params).rowcount
+            held = s.execute(_HELD_BY_ME, params).first()
             if held is not None:
-                return Next(ClaimView(*held), renewed=True, expired=expired)
-            row = s.execute(_candidate(project.id, project.overlap, me, name, now)).first()
+                view = ClaimView(held.item, held.data, held.expires_at)
+                return Next(view, renewed=True, expired=expired)
+            row = s.execute(_CANDIDATE, {**params, "overlap": project.overlap}).first()
             if row is None:
                 return Next(None, renewed=False, expired=expired)
             expires = now + timedelta(minutes=project.lease_minutes)
@@ -258,14 +315,9 @@ class Work:
             project = _project(s, slug)
             self._lock(s, project.id)
             me = require_account(s, name).id
-            claim = s.scalars(
-                select(Claim).where(
-                    Claim.project_id == project.id,
-                    Claim.item == item,
-                    Claim.account_id == me,
-                    _live(Claim, now),
-                )
-            ).first()
+            params = {"in_project": project.id, "now": now, "me": me}
+            held = s.execute(_HELD_BY_ME.where(Claim.item == item), params).first()
+            claim = None if held is None else s.get(Claim, held.id)
             if claim is None:
                 raise NotFound(
                     f"You hold no claim on item {item!r} in project {slug!r}: it lapsed, "
@@ -281,9 +333,8 @@ class Work:
         now = self.clock()
         with self.store.transaction(readonly=True) as s:
             project = _project(s, slug)
-            counts = s.execute(
-                select(Item.id, _annotation_count(Item)).where(Item.project_id == project.id)
-            ).all()
+            params = {"in_project": project.id, "now": now}
+            counts = [(row.id, row.done) for row in s.execute(_COUNTED_ITEMS, params)]
             done = s.execute(
                 select(Annotation.owner, func.count())
                 .join(
@@ -297,8 +348,9 @@ class Work:
                 select(Account.name, func.count())
                 .select_from(Claim)
                 .join(Account, Account.id == Claim.account_id)
-                .where(Claim.project_id == project.id, _live(Claim, now))
-                .group_by(Account.name)
+                .where(Claim.project_id == project.id, _live(Claim))
+                .group_by(Account.name),
+                params,
             ).all()
             workers = s.scalars(
                 select(Account.name)
@@ -347,62 +399,6 @@ def _project(s: Session, slug: str) -> Project:
     if project is None:
         raise NotFound(f"There is no project {slug!r}, or you are not a member of it.")
     return project
-
-
-def _completed(claim) -> ColumnElement[bool]:
-    """Its annotator has written an annotation of the item (live or since deleted)."""
-    theirs = aliased(Annotation)
-    return exists().where(
-        theirs.project_id == claim.project_id,
-        theirs.item == claim.item,
-        theirs.owner_id == claim.account_id,
-    )
-
-
-def _annotation_count(item):
-    counted = aliased(Annotation)
-    return (
-        select(func.count())
-        .where(counted.project_id == item.project_id, counted.item == item.item, _counted(counted))
-        .correlate(item)
-        .scalar_subquery()
-    )
-
-
-def _candidate(project_id: int, overlap: int, me: int, name: str, now: datetime):
-    """The next item for account ``me`` (``name``): a free slot, never theirs before."""
-    claim, mine, theirs = aliased(Claim), aliased(Claim), aliased(Annotation)
-    held = (
-        select(func.count())
-        .where(claim.item_id == Item.id, _live(claim, now))
-        .correlate(Item)
-        .scalar_subquery()
-    )
-    candidates = (
-        select(
-            Item.id,
-            Item.item,
-            Item.data,
-            _annotation_count(Item).label("done"),
-            held.label("held"),
-        )
-        .where(
-            Item.project_id == project_id,
-            ~exists().where(mine.item_id == Item.id, mine.account_id == me),
-            ~exists().where(
-                theirs.project_id == Item.project_id,
-                theirs.item == Item.item,
-                theirs.owner == name,
-            ),
-        )
-        .subquery()
-    )
-    return (
-        select(candidates.c.id, candidates.c.item, candidates.c.data)
-        .where(candidates.c.done + candidates.c.held < overlap)
-        .order_by(candidates.c.done, candidates.c.held, candidates.c.id)
-        .limit(1)
-    )
 
 
 def _chunks(values: list, size: int = 500) -> Iterator[list]:

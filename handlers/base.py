@@ -92,6 +92,15 @@ def _stopping() -> bool:
     return task is not None and task.cancelling() > 0
 
 
+def whole_number(name: str, value: str) -> int:
+    """A form or query value that must be a whole number (ASCII digits: "²" is a digit
+    too, and int() refuses it; at most 9, so no number is too long for int())."""
+    value = value.strip()
+    if not (value.isascii() and value.isdigit() and len(value) <= 9):
+        raise InvalidInput(f"{name!r} must be a whole number.")
+    return int(value)
+
+
 def requires(permission: str, body: str | None = None) -> Callable:
     """Declare the permission a handler method needs (checked in `prepare`), and the
     schema of the OpenAPI document its JSON body must match (`json_object`), if any.
@@ -433,13 +442,9 @@ class AnnotationHandler(BaseHandler):
             CONFLICTS.inc()
 
     def whole_number_argument(self, name: str, default: int) -> int:
-        """A query argument that must be a whole number (ASCII digits: "²" is a digit too)."""
+        """A query argument that must be a whole number."""
         value = self.get_argument(name, None)
-        if value is None:
-            return default
-        if not (value.isascii() and value.isdigit() and len(value) <= 9):
-            raise InvalidInput(f"{name!r} must be a whole number.")
-        return int(value)
+        return default if value is None else whole_number(name, value)
 
     def page_arguments(self) -> tuple[str | None, int]:
         """A list's ``cursor`` (empty: the first page, as no cursor) and ``limit``

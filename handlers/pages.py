@@ -27,7 +27,7 @@ from jupyterhub_annotations.authenticator.usernames import SERVICE_PREFIX, norma
 from tornado.httputil import url_concat
 
 from .api import audit_filters
-from .base import PageHandler, no_store, requires
+from .base import PageHandler, no_store, requires, whole_number
 
 
 class ProjectFormMixin:
@@ -43,9 +43,7 @@ class ProjectFormMixin:
         for key in ("overlap", "lease_minutes"):
             value = self.get_body_argument(key, None)
             if value is not None:
-                if not value.strip().isdigit():
-                    raise InvalidInput(f"{key!r} must be a whole number.")
-                settings[key] = int(value)
+                settings[key] = whole_number(key, value)
         return settings
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from jupyterhub_annotations.authenticator.agreement import agreement, check_pointer
 from jupyterhub_annotations.authenticator.errors import InvalidInput
 from jupyterhub_annotations.authenticator.metrics import CLAIMS
@@ -15,6 +18,8 @@ from jupyterhub_annotations.authenticator.work import Work
 
 from .base import APIHandler, requires
 
+T = TypeVar("T")
+
 
 class WorkHandler(APIHandler):
     metric_family = "work"
@@ -22,6 +27,10 @@ class WorkHandler(APIHandler):
     @property
     def work(self) -> Work:
         return self.core.work
+
+    async def in_turn(self, fn: Callable[..., T], slug: str, *args: Any) -> T:
+        """A change to ``slug``'s queue: they take turns (`Core.run_in_turn`)."""
+        return await self.core.run_in_turn(("queue", slug), fn, slug, *args)
 
 
 class ItemsHandler(WorkHandler):
@@ -38,7 +47,7 @@ class ItemsHandler(WorkHandler):
     @requires(PROJECT_MANAGE, body="ItemRegistration")
     async def post(self, slug: str) -> None:
         body = await self.json_object()
-        result = await self.run(self.work.register, slug, body["items"])
+        result = await self.in_turn(self.work.register, slug, body["items"])
         self.log.info(
             "%s registered %d new items in %r (%d known already)",
             self.principal.name,
@@ -55,7 +64,7 @@ class QueueNextHandler(WorkHandler):
     @requires(ANNOTATIONS_WRITE)
     async def post(self, slug: str) -> None:
         p = self.principal
-        result = await self.run(self.work.next, slug, p.name, p.kind)
+        result = await self.in_turn(self.work.next, slug, p.name, p.kind)
         if result.expired:
             CLAIMS.labels("expired").inc(result.expired)
         if result.claim is None:
@@ -72,7 +81,7 @@ class ClaimHandler(WorkHandler):
 
     @requires(ANNOTATIONS_WRITE)
     async def delete(self, slug: str, item: str) -> None:
-        await self.run(self.work.release, slug, item, self.principal.name)
+        await self.in_turn(self.work.release, slug, item, self.principal.name)
         CLAIMS.labels("released").inc()
         self.set_status(204)
         self.finish()

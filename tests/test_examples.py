@@ -44,6 +44,37 @@ def test_the_example_script_lists_my_projects_and_annotates_with_a_token(hub):
         assert f"demo: your annotation of example-item is at version {version}" in run.stdout
 
 
+@pytest.mark.e2e
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_queue_example_claims_and_annotates_until_the_queue_is_empty(hub):
+    admin = logged_in_admin(hub)  # an admin of the demo project
+    items = [
+        {"item": f"img-{n}", "data": {"url": f"https://example.org/{n}.png"}} for n in range(3)
+    ]
+    assert admin.api("POST", "projects/demo/items", {"items": items}).status_code == 201
+    scopes = ["annotations:read", "annotations:write"]
+    token = admin.api("POST", "tokens", {"name": "queue", "scopes": scopes}).json()["token"]
+    env = {
+        **os.environ,
+        "ANNOTATIONS_API_URL": f"{hub.url}/hub/annotations/api/",
+        "ANNOTATIONS_TOKEN": token,
+    }
+    for annotated in (3, 0):  # the second run finds nothing left
+        run = subprocess.run(
+            [sys.executable, str(EXAMPLES / "work_queue.py"), "demo"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode == 0, run.stderr
+        assert f"nothing left for admin; you annotated {annotated} items" in run.stdout
+    mine = admin.api("GET", "projects/demo/annotations?owner=admin").json()["items"]
+    assert {(a["item"], a["data"]["seen"]["url"][-5:]) for a in mine} == {
+        (f"img-{n}", f"{n}.png") for n in range(3)
+    }
+
+
 def test_the_example_notebook_is_a_valid_notebook_that_reads_the_injected_variables():
     path = EXAMPLES / "annotations_api.ipynb"
     # nbformat 4.5: every cell has an id, or JupyterLab rewrites the file when it opens.

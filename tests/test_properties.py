@@ -45,6 +45,7 @@ NEEDS_ROLE = {
     "annotations:write": "annotator",
     "project:manage": "admin",
     "member:self": "viewer",
+    "annotations:review": "viewer",  # and not annotator: see `expected`
 }
 CARRIED_BY = {
     "users:manage": {"users:manage"},
@@ -56,6 +57,7 @@ CARRIED_BY = {
     "annotations:read": {"annotations:read", "annotations:write"},
     "annotations:write": {"annotations:write"},
     "member:self": {"annotations:write", "projects:manage"},
+    "annotations:review": {"annotations:read", "annotations:write"},
 }
 
 
@@ -78,6 +80,8 @@ def expected(principal, permission, member_role, slug, api_access):
             return Forbidden
         if permission in NEEDS_ROLE and ROLES.index(role) < ROLES.index(NEEDS_ROLE[permission]):
             return Forbidden
+        if permission == "annotations:review" and role == "annotator":
+            return Forbidden  # everyone's annotations at once: viewers and admins
     elif permission in ("users:manage", "projects:create") and not principal.admin:
         return Forbidden
     if not CARRIED_BY.get(permission, {"*"}) & (principal.scopes | {"*"}):

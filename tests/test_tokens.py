@@ -141,17 +141,18 @@ PERMISSION_ORDER = (
     "annotations:read",
     "annotations:write",
     "member:self",
+    "annotations:review",
 )
 F, NF = Forbidden, NotFound
 
 # A hub admin's token (every role, so only the scope counts) with one scope, against
 # each permission in PERMISSION_ORDER.
 ADMIN_TOKEN_TABLE = {
-    "annotations:read": (OK, F, F, OK, F, F, F, OK, F, F),  # reads, changes nothing
-    "annotations:write": (OK, F, F, OK, F, F, F, OK, OK, OK),
-    "projects:manage": (OK, F, OK, OK, OK, OK, F, F, F, OK),
-    "tokens:manage": (OK, F, F, F, F, F, OK, F, F, F),
-    "users:manage": (OK, OK, F, F, F, F, F, F, F, F),
+    "annotations:read": (OK, F, F, OK, F, F, F, OK, F, F, OK),  # reads, changes nothing
+    "annotations:write": (OK, F, F, OK, F, F, F, OK, OK, OK, OK),
+    "projects:manage": (OK, F, OK, OK, OK, OK, F, F, F, OK, F),
+    "tokens:manage": (OK, F, F, F, F, F, OK, F, F, F, F),
+    "users:manage": (OK, OK, F, F, F, F, F, F, F, F, F),
 }
 
 # A non-admin's token with one scope, on a project where their membership is None,
@@ -183,6 +184,10 @@ MEMBER_TOKEN_TABLE = {
     ("annotations:read", "member:self"): (NF, F, F, F),  # no state change without a write scope
     ("annotations:write", "member:self"): (NF, OK, OK, OK),
     ("projects:manage", "member:self"): (NF, OK, OK, OK),
+    ("annotations:read", "annotations:review"): (NF, OK, F, OK),  # not annotators
+    ("annotations:write", "annotations:review"): (NF, OK, F, OK),
+    ("projects:manage", "annotations:review"): (NF, F, F, F),
+    ("tokens:manage", "annotations:review"): (NF, F, F, F),
 }
 MEMBER_ROLES = (None, "viewer", "annotator", "admin")
 

@@ -52,10 +52,14 @@ def wait_before(attempt: int, answer: requests.Response | None) -> float:
     return max(wait, float(retry_after)) if retry_after.isdigit() else wait
 
 
-def request(method: str, path: str, **kwargs) -> requests.Response:
+def request(method: str, path: str, repeatable: bool | None = None, **kwargs) -> requests.Response:
     """One API call; while the hub is away (no connection, or an answer ``hub_away``
-    recognises), tried again up to TRIES times if the method is REPEATABLE."""
-    tries = TRIES if method.upper() in REPEATABLE else 1
+    recognises), tried again up to TRIES times if the method is REPEATABLE, or when
+    ``repeatable`` says this call is (like ``POST queue/next``: a repeat gets the
+    claim the first try made)."""
+    if repeatable is None:
+        repeatable = method.upper() in REPEATABLE
+    tries = TRIES if repeatable else 1
     attempt = 0
     while True:
         last = attempt + 1 >= tries
