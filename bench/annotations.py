@@ -30,12 +30,10 @@ Run with `make bench` or `python -m bench.annotations`.
 
 from __future__ import annotations
 
-import shutil
 import statistics
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import requests
@@ -46,11 +44,10 @@ from jupyterhub_annotations.authenticator.store import Store
 from bench.common import (
     ADMIN,
     CONNECTIONS,
-    PG_URL,
     THREADS,
     admin_session,
-    postgres_admin,
-    start_hub,
+    on_postgres,
+    on_sqlite,
     wrk,
 )
 from tests.hub import Hub
@@ -382,33 +379,11 @@ def run_backend(hub: Hub, backend: str, results: dict, notes: dict) -> None:
 
 
 def run_sqlite(results: dict, notes: dict) -> None:
-    hub = start_hub()
-    try:
-        run_backend(hub, "SQLite", results, notes)
-    finally:
-        hub.stop()
-    shutil.rmtree(hub.folder)  # only after a good run: a failed one keeps its hub log
+    on_sqlite(lambda hub: run_backend(hub, "SQLite", results, notes))
 
 
 def run_postgres(results: dict, notes: dict) -> None:
-    admin = postgres_admin()
-    if admin is None:
-        return
-    name = f"annotations_bench_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = sa.engine.make_url(PG_URL).set(database=name).render_as_string(False)
-        hub = start_hub(url)
-        try:
-            run_backend(hub, "PostgreSQL", results, notes)
-        finally:
-            hub.stop()
-        shutil.rmtree(hub.folder)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    on_postgres(lambda hub, admin, name: run_backend(hub, "PostgreSQL", results, notes))
 
 
 def bare_of(key: str) -> str:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import tempfile
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -146,3 +149,38 @@ def print_results(results: dict[str, dict[str, float]], width: int = 10) -> None
     print(f"\n{'target':<{width}} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for name, r in results.items():
         print(f"{name:<{width}} {r['rps']:>8.0f} {r['p50']:>8.2f} {r['p99']:>8.2f}")
+
+
+def on_sqlite(measure: Callable[[Hub], None]) -> None:
+    """``measure`` a hub on a SQLite file of its own; its folder goes only after a good
+    run (a failed one keeps its hub log)."""
+    hub = start_hub()
+    try:
+        measure(hub)
+    finally:
+        hub.stop()
+    shutil.rmtree(hub.folder)
+
+
+def on_postgres(measure: Callable[[Hub, sa.Engine, str], None]) -> None:
+    """``measure`` a hub on a PostgreSQL database of its own (with the server's admin
+    engine and the database's name), dropped afterwards; nothing when the server is not
+    reachable."""
+    admin = postgres_admin()
+    if admin is None:
+        return
+    name = f"annotations_bench_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        url = sa.engine.make_url(PG_URL).set(database=name).render_as_string(False)
+        hub = start_hub(url)
+        try:
+            measure(hub, admin, name)
+        finally:
+            hub.stop()
+        shutil.rmtree(hub.folder)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

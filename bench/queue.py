@@ -26,12 +26,10 @@ Run with `make bench` or `python -m bench.queue`.
 
 from __future__ import annotations
 
-import shutil
 import statistics
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,8 +48,8 @@ from bench.common import (
     THREADS,
     admin_session,
     cpu_seconds,
-    postgres_admin,
-    start_hub,
+    on_postgres,
+    on_sqlite,
     wrk,
 )
 from tests.hub import Browser, Hub
@@ -315,33 +313,15 @@ def run_backend(
 
 
 def run_sqlite(results: dict, notes: dict) -> None:
-    hub = start_hub()
-    try:
-        run_backend(hub, "SQLite", results, notes)
-    finally:
-        hub.stop()
-    shutil.rmtree(hub.folder)  # only after a good run: a failed one keeps its hub log
+    on_sqlite(lambda hub: run_backend(hub, "SQLite", results, notes))
 
 
 def run_postgres(results: dict, notes: dict) -> None:
-    admin = postgres_admin()
-    if admin is None:
-        return
-    name = f"annotations_bench_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = sa.engine.make_url(PG_URL).set(database=name).render_as_string(False)
-        hub = start_hub(url)
-        try:
-            run_backend(hub, "PostgreSQL", results, notes, postgres_cpu(admin, name))
-        finally:
-            hub.stop()
-        shutil.rmtree(hub.folder)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    on_postgres(
+        lambda hub, admin, name: run_backend(
+            hub, "PostgreSQL", results, notes, postgres_cpu(admin, name)
+        )
+    )
 
 
 # -- the report -----------------------------------------------------------------------------
