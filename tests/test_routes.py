@@ -32,6 +32,13 @@ PUBLIC_ALLOWLIST = {
 SAMPLE = {"slug": "demo", "name": "alice", "token_id": "1", "item": "img1", "owner": "alice"}
 # Project permissions every member holds, viewers included.
 EVERY_MEMBER = ("project:read", "annotations:read", "member:self")
+# The others, and a member of demo each of them refuses (bob: viewer; alice: annotator).
+REFUSED_MEMBER = {
+    "project:manage": "bob",
+    "project:delete": "bob",
+    "annotations:write": "bob",
+    "annotations:review": "alice",  # everyone's annotations at once: viewers may
+}
 
 ROUTES = [
     (pattern, handler, verb)
@@ -87,15 +94,16 @@ def hub(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def people(hub) -> dict[str, Browser]:
-    """carol: an active account in no project and no hub admin; bob: viewer of demo."""
+    """carol: an active account in no project and no hub admin; bob: viewer of demo;
+    alice: annotator of demo."""
     admin = setup_admin(hub)
     admin.login("admin", PASSWORD)
     browsers = {}
-    for name in ("carol", "bob"):
+    for name in ("carol", "bob", "alice"):
         if name == "carol":
             link = admin.api("POST", "users", {"name": "carol"}).json()["link"]
         else:
-            link = admin.api("POST", "users/bob/link").json()["link"]
+            link = admin.api("POST", f"users/{name}/link").json()["link"]
         Browser(hub).set_password(link, f"{name} passphrase 123")
         browsers[name] = Browser(hub)
         assert browsers[name].login(name, f"{name} passphrase 123").status_code == 200
@@ -139,6 +147,7 @@ def test_callers_without_the_right_are_refused(hub, people, route):
     assert outsider.status_code == expected, outsider.text[:300]
     if api:
         assert outsider.json()["error"]["status"] == expected
-    if permission in PROJECT_PERMISSIONS and permission not in EVERY_MEMBER:
-        viewer = call(people["bob"], verb, path, api)
-        assert viewer.status_code == 403, viewer.text[:300]
+    assert set(REFUSED_MEMBER) == set(PROJECT_PERMISSIONS) - set(EVERY_MEMBER)
+    if permission in REFUSED_MEMBER:
+        member = call(people[REFUSED_MEMBER[permission]], verb, path, api)
+        assert member.status_code == 403, member.text[:300]
