@@ -256,6 +256,6 @@ def test_admin_sets_up_the_work_queue_and_follows_progress(hub, page, browser):
                 return {status: answer.status, text: await answer.text()};
             }"""
         )
+        # The status only: JupyterHub 5's error page does not show our message.
         assert refused["status"] == 403
-        assert "Only admins of project" in refused["text"]
     assert ok(admin.api("GET", f"projects/{SLUG}"))["overlap"] == 2
