@@ -36,6 +36,7 @@ from .models import Account, Annotation, Membership, Project, utcnow
 from .store import Store
 from .usernames import account_kind, normalize
 
+_MAX_BYTES_TRAIT = "c.AnnotationAuthenticator.annotation_max_bytes"
 _ITEM = re.compile(r"[A-Za-z0-9._:-]{1,256}")
 # Rows per query of an export (`pages`): the biggest page a client may ask for.
 EXPORT_PAGE = cursors.PAGE_MAX
@@ -59,8 +60,9 @@ def sees_others(role: str | None, share_annotations: bool, show_others: bool) ->
     return role == "annotator" and share_annotations and show_others
 
 
-def json_text(data: object, where: str) -> str:
-    """``data`` as compact JSON text, or a 400 naming ``where`` when it is no JSON."""
+def json_text(data: object, where: str, max_bytes: int, advice: str) -> str:
+    """``data`` as compact JSON text, or a 400 naming ``where`` when it is no JSON, or
+    a 413 with ``advice`` when it is over ``max_bytes`` (encoded once, for both checks)."""
     try:
         text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except ValueError:
@@ -68,11 +70,13 @@ def json_text(data: object, where: str) -> str:
     except RecursionError:
         raise InvalidInput(f"{where} is nested too deeply: flatten it.") from None
     try:
-        text.encode()
+        size = len(text.encode())
     except UnicodeEncodeError:  # a lone surrogate ("\ud800") parses but is no text
         raise InvalidInput(
             f"{where} has an unpaired surrogate (like \\ud800) in a string: send valid Unicode."
         ) from None
+    if size > max_bytes:
+        raise TooLarge(f"{where} is over {max_bytes} bytes as JSON: {advice}")
     return text
 
 
@@ -295,13 +299,8 @@ class Annotations:
 
     def encode(self, data: object, where: str = "'data'") -> str:
         """``data`` as compact JSON text, within the size cap."""
-        text = json_text(data, where)
-        if len(text.encode()) > self.max_bytes:
-            raise TooLarge(
-                f"{where} is over {self.max_bytes} bytes as JSON: split it, or ask an admin "
-                "to raise c.AnnotationAuthenticator.annotation_max_bytes."
-            )
-        return text
+        advice = "split it, or ask an admin to raise " + _MAX_BYTES_TRAIT + "."
+        return json_text(data, where, self.max_bytes, advice)
 
     # -- reading ----------------------------------------------------------------
 

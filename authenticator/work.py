@@ -24,7 +24,8 @@ from . import cursors
 from .accounts import require_account
 from .annotations import check_item, json_text
 from .errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
-from .models import Account, Annotation, Claim, Item, Membership, Project, utcnow
+from .models import Account, Annotation, Claim, Item, Membership, utcnow
+from .projects import _require_project as _project
 from .store import Store
 from .usernames import SERVICE_PREFIX
 
@@ -245,12 +246,8 @@ class Work:
                 raise InvalidInput(f"{where}: {e.message}") from None
             if record["item"] in wanted:
                 raise InvalidInput(f"{where}: item {record['item']!r} is in the list twice.")
-            text = json_text(record.get("data"), f"{where}'s data")
-            if len(text.encode()) > ITEM_DATA_MAX_BYTES:
-                raise TooLarge(
-                    f"{where}'s data is over {ITEM_DATA_MAX_BYTES} bytes as JSON: give "
-                    "annotators a URL or a key to the content, not the content."
-                )
+            advice = "give annotators a URL or a key to the content, not the content."
+            text = json_text(record.get("data"), f"{where}'s data", ITEM_DATA_MAX_BYTES, advice)
             wanted[record["item"]] = text
         return wanted
 
@@ -392,13 +389,6 @@ class Work:
         """The claims of one project take turns (SQLite: BEGIN IMMEDIATE did it)."""
         if self.store.engine.dialect.name == "postgresql":
             s.execute(select(func.pg_advisory_xact_lock(_QUEUE_LOCK, project_id)))
-
-
-def _project(s: Session, slug: str) -> Project:
-    project = s.scalars(select(Project).where(Project.slug == slug)).first()
-    if project is None:
-        raise NotFound(f"There is no project {slug!r}, or you are not a member of it.")
-    return project
 
 
 def _chunks(values: list, size: int = 500) -> Iterator[list]:
